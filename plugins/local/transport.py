@@ -1,0 +1,146 @@
+"""The local-directory transport: the reference queue layout on disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from spooler import log, seqfile
+from spooler.errors import SpoolError, describe_os_error
+from spooler.ids import new_job_name
+from spooler.seqfile import SeqFile, fsync_dir
+from spooler.streams import copy_stream_to_fd
+from spooler.transport import Capability, Transport
+
+_log = log.get("spooler.local")
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class LocalTransport(Transport):
+    """A queue directory on a local (or locally mounted) filesystem."""
+
+    capabilities = frozenset({Capability.LOCAL_FD, Capability.PROCESS, Capability.CREATE_ONLY})
+
+    def __init__(self, location: str, path: str | None = None) -> None:
+        super().__init__(location)
+        self.root = location if path is None else path
+        self.jobs_dir = os.path.join(self.root, "jobs")
+        self.seq_path = os.path.join(self.root, "nextseq")
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, str]) -> LocalTransport:
+        if options:
+            raise SpoolError(f"The local transport takes no options (got {', '.join(options)})")
+        if not url.lower().startswith("file:"):
+            return cls(url)
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise SpoolError(f"file:// URLs must name a local path, not host {parts.netloc!r}")
+        path = unquote(parts.path)
+        if not path:
+            raise SpoolError(f"No path in {url!r}")
+        # Commands see a path they can use, not the URL.
+        return cls(path)
+
+    def _job_path(self, name: str) -> str:
+        return os.path.join(self.jobs_dir, name)
+
+    # -- jobs ------------------------------------------------------------
+    def list_names(self) -> list[str]:
+        try:
+            return os.listdir(self.jobs_dir)
+        except OSError as exc:
+            raise SpoolError(
+                f'Reading queue directory "{self.jobs_dir}": {describe_os_error(exc)}'
+            ) from None
+
+    def open_job(self, name: str) -> BinaryIO:
+        _log.trace('Opening queue file at "%s"', self._job_path(name))
+        return open(self._job_path(name), "rb", buffering=0)
+
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        # Hot path of queue-ls and queue-process scans: raw syscalls only.
+        jobs_dir = self.jobs_dir + "/"
+        flags = os.O_RDONLY | os.O_CLOEXEC
+        for name in names:
+            try:
+                fd = os.open(jobs_dir + name, flags)
+            except OSError as exc:
+                yield name, exc
+                continue
+            try:
+                yield name, os.read(fd, size)
+            except OSError as exc:
+                yield name, exc
+            finally:
+                os.close(fd)
+
+    def deliver(self, source: BinaryIO) -> str:
+        name = new_job_name()
+        temp = self._job_path(f"tmp-{name}.tmp")
+        final = self._job_path(name)
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise SpoolError(f'Creating "{temp}": {describe_os_error(exc)}') from None
+        try:
+            try:
+                copy_stream_to_fd(source, fd)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._publish(temp, final)
+            fsync_dir(self.jobs_dir)
+        except BaseException:
+            _remove_quietly(temp)
+            raise
+        _log.debug('Wrote job "%s"', final)
+        return name
+
+    @staticmethod
+    def _publish(temp: str, final: str) -> None:
+        """Give the complete file its job name without ever replacing one."""
+        try:
+            os.link(temp, final)
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+            os.rename(temp, final)  # no hard links here; the UUID keeps it unique
+        else:
+            os.unlink(temp)
+
+    def delete(self, name: str) -> None:
+        _log.debug('Deleting "%s"', self._job_path(name))
+        os.unlink(self._job_path(name))
+
+    def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
+        return open(self._job_path(name), "wb")
+
+    # -- queue structure and sequence -------------------------------------
+    def init(self, append_only: bool = False) -> None:
+        os.mkdir(self.root)
+        os.mkdir(self.jobs_dir)
+        if not append_only:
+            with open(self.seq_path, "w", encoding="ascii") as fh:
+                fh.write("1\n")
+            open(self.seq_path + ".lock", "w").close()
+        fsync_dir(self.root)
+
+    def is_append_only(self) -> bool:
+        return not os.path.exists(self.seq_path + ".lock")
+
+    def lock_sequence(self) -> AbstractContextManager[SeqFile]:
+        return seqfile.locked(self.seq_path)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

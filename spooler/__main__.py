@@ -1,0 +1,5 @@
+"""``python -m spooler`` runs the fspl command line."""
+
+from spooler.cli import main
+
+main()

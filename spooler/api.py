@@ -1,0 +1,179 @@
+"""The Python API: send and process jobs without the command line.
+
+The CLI is a thin layer over these functions, so both behave identically::
+
+    import spooler
+
+    q = spooler.open_queue("/srv/queue")              # or s3://…, sftp://…
+    q.init()
+    q.write(spooler.packet(b"payload", params=[b"x"], seqfile="~/.fspl-seq"))
+    for job in q.listing():
+        print(job.meta.seq, job.name)
+    spooler.process(q, command=["tar", "-xf", "-"])   # or callback=fn
+
+See docs/api.md for the whole surface.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import BinaryIO
+
+from . import seqfile
+from .errors import SpoolError
+from .execute import Outcome, RunOptions, build_argv, run_command
+from .jobenv import JobRef, job_environment
+from .packet import CmdType, Command, Meta, Special, encode_header
+from .queue import OnError, Order, ProcessConfig, Queue, Runner
+from .streams import copy_stream_to_fd, write_all
+from .transport import open_transport
+
+SAVED_PREFIX = b"FSPL_SET_"
+Payload = bytes | BinaryIO | str | os.PathLike[str] | None
+
+
+def now() -> tuple[int, int]:
+    """The current time as (seconds, nanoseconds) since the epoch."""
+    return divmod(time.time_ns(), 1_000_000_000)
+
+
+def saved_environment(environ: Mapping[bytes, bytes] | None = None) -> list[tuple[bytes, bytes]]:
+    """The ``FSPL_SET_*`` variables a sender saves, prefix removed, in order."""
+    env = os.environb if environ is None else environ
+    return [(k[len(SAVED_PREFIX) :], v) for k, v in env.items() if k.startswith(SAVED_PREFIX)]
+
+
+def header(
+    cmd: CmdType | None = None,
+    *,
+    seq: int | None = None,
+    seqfile_path: str | None = None,
+    ctime: tuple[int, int] | None = None,
+) -> bytes:
+    """Build a packet header, taking the seq from ``seqfile_path`` if given.
+
+    ``seqfile_path`` follows ``prepare -s``: the file is created holding 1
+    when missing, advanced under its lock, and ``"-"`` means seq 1.
+    """
+    if seq is None:
+        seq = seqfile.take_next(os.path.expanduser(seqfile_path or "-"))
+    secs, nanos = ctime or now()
+    return encode_header(Meta(seq, secs, nanos, Command() if cmd is None else cmd))
+
+
+def command(
+    params: Iterable[bytes] = (), env: Iterable[tuple[bytes, bytes]] | None = None
+) -> Command:
+    """A Command packet body; ``env=None`` saves the ``FSPL_SET_*`` variables."""
+    saved = saved_environment() if env is None else list(env)
+    return Command(tuple(params), tuple(saved))
+
+
+def write_packet(out: int | BinaryIO, head: bytes, payload: Payload = None) -> None:
+    """Write a header and stream the payload after it (no payload in memory)."""
+    fd = out if isinstance(out, int) else None
+    if fd is None:
+        out.write(head)  # type: ignore[union-attr]
+        out.flush()  # type: ignore[union-attr]
+        fd = out.fileno()  # type: ignore[union-attr]
+    else:
+        write_all(fd, head)
+    if payload is None:
+        return
+    if isinstance(payload, bytes):
+        write_all(fd, payload)
+    elif isinstance(payload, str | os.PathLike):
+        with open(payload, "rb", buffering=0) as src:
+            copy_stream_to_fd(src, fd)
+    else:
+        copy_stream_to_fd(payload, fd)
+
+
+def packet(
+    payload: bytes = b"",
+    *,
+    params: Sequence[bytes] = (),
+    env: Iterable[tuple[bytes, bytes]] | None = None,
+    seqfile: str | None = None,
+    seq: int | None = None,
+    kind: Special | None = None,
+) -> bytes:
+    """A complete packet in memory (for small payloads; stream big ones)."""
+    body: CmdType = kind if kind is not None else command(params, env)
+    return header(body, seq=seq, seqfile_path=seqfile) + payload
+
+
+def open_queue(
+    location: str, *, decoder: str | None = None, options: Mapping[str, str] | None = None
+) -> Queue:
+    """Open a queue by path or URL (``s3://``, ``sftp://``… with their plugins)."""
+    return Queue(open_transport(location, options), decoder)
+
+
+def command_runner(opts: RunOptions) -> Runner:
+    """A Runner that executes ``opts.command`` the way ``queue-process`` does."""
+
+    def run(meta: Meta, job: JobRef | None, payload_fd: int, output: int | None) -> Outcome:
+        assert isinstance(meta.cmd, Command)
+        argv = build_argv(opts, meta.cmd.params)
+        stdin = None if opts.ignore_payload else payload_fd
+        return run_command(argv, job_environment(meta, job), stdin, output, opts.timeout)
+
+    return run
+
+
+Callback = Callable[[Meta, BinaryIO], bool | None]
+
+
+def callback_runner(callback: Callback) -> Runner:
+    """A Runner calling ``callback(meta, payload_stream)``; False/raise = failure."""
+
+    def run(meta: Meta, job: JobRef | None, payload_fd: int, output: int | None) -> Outcome:
+        with io.FileIO(payload_fd, "rb", closefd=False) as stream:
+            try:
+                result = callback(meta, stream)  # type: ignore[arg-type]
+            except Exception as exc:
+                return Outcome(False, f"callback raised {type(exc).__name__}: {exc}")
+        return Outcome(result is not False, "callback")
+
+    return run
+
+
+def process(
+    queue: Queue | str,
+    *,
+    command: Sequence[str | bytes] | None = None,
+    callback: Callback | None = None,
+    order_by: Order | str = Order.SEQUENCE,
+    on_error: OnError | str = OnError.RETRY,
+    never_delete: bool = False,
+    maxjobs: int | None = None,
+    save_output: bool = False,
+    allow_job_params: bool = False,
+    ignore_payload: bool = False,
+    timeout: float | None = None,
+) -> int:
+    """Process a queue with a command or a callback; return jobs run."""
+    if (command is None) == (callback is None):
+        raise SpoolError("process() needs exactly one of command= or callback=")
+    q = open_queue(queue) if isinstance(queue, str) else queue
+    if callback is not None:
+        runner = callback_runner(callback)
+    else:
+        argv = [os.fsencode(part) for part in command or ()]
+        if not argv:
+            raise SpoolError("process() needs a non-empty command")
+        runner = command_runner(
+            RunOptions(argv[0], tuple(argv[1:]), allow_job_params, ignore_payload, timeout)
+        )
+    config = ProcessConfig(
+        Order(order_by) if isinstance(order_by, str) else order_by,
+        OnError(on_error) if isinstance(on_error, str) else on_error,
+        never_delete,
+        maxjobs,
+        save_output,
+    )
+    return q.process(config, runner)

@@ -1,0 +1,98 @@
+"""The click application: global options, the lazy group, error handling."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import import_module
+
+import click
+
+from .. import __version__, log
+from ..errors import SpoolError, describe_os_error
+from . import COMMANDS
+from .options import CONTEXT
+
+
+class LazyGroup(click.Group):
+    """Commands are imported from their modules only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None:
+            return None
+        module = import_module(f"{__package__}.{entry[0]}")
+        return module.COMMANDS[name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table so that --help imports no command.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry[1]) for name, entry in COMMANDS.items()])
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        log.set_level(log.parse_level(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
+@click.option(
+    "-l",
+    "--log-level",
+    default="info",
+    show_default=True,
+    metavar="LEVEL",
+    expose_value=False,
+    is_eager=True,
+    callback=_set_log_level,
+    help="trace, debug, info, warn or error; logs go to stderr",
+)
+@click.version_option(__version__, "-V", "--version", message="filespooler %(version)s")
+def cli() -> None:
+    """fspl: sequential, distributed, file-based job queues.
+
+    Packets and queues are compatible with Filespooler 1.2.2; queues can also
+    live on remote transports (see 'fspl transports' and docs/).
+    """
+
+
+def run(args: Sequence[str]) -> int:
+    """Run click and map every failure to a status and one stderr line."""
+    try:
+        cli.main(list(args), prog_name="fspl", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except SpoolError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        where = f'"{exc.filename}": ' if exc.filename else ""
+        return _fail(where + describe_os_error(exc))
+    except Exception as exc:  # a bug: still one line, traceback only on request
+        if log.enabled(log.DEBUG):
+            import traceback
+
+            traceback.print_exc()
+        return _fail(f"internal error: {type(exc).__name__}: {exc}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    line = "Error: " + " ".join(message.splitlines()) + "\n"
+    try:
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
+    return 1

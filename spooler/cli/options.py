@@ -1,0 +1,86 @@
+"""Options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..streams import write_all
+
+F = Callable[..., Any]
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class ParamsCommand(click.Command):
+    """A command whose extra parameters follow a literal ``--``.
+
+    As in the reference, ``PARAMS`` are only what comes after ``--``; a
+    stray positional before it is a usage error.  The parameters are handed
+    to the callback as ``params`` (a tuple of bytes).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        extra: list[str] = []
+        if "--" in args:
+            cut = args.index("--")
+            args, extra = args[:cut], args[cut + 1 :]
+        ctx.meta["fspl.params"] = tuple(os.fsencode(a) for a in extra)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        ctx.params["params"] = ctx.meta.get("fspl.params", ())
+        return super().invoke(ctx)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- PARAMS...]"]
+
+
+def registry() -> tuple[dict[str, click.Command], Callable[..., Callable[[F], click.Command]]]:
+    """A per-module command table and the decorator that fills it."""
+    table: dict[str, click.Command] = {}
+
+    def command(name: str, params: bool = False, **kwargs: Any) -> Callable[[F], click.Command]:
+        def wrap(fn: F) -> click.Command:
+            cls = ParamsCommand if params else click.Command
+            cmd = click.command(name, cls=cls, context_settings=CONTEXT, **kwargs)(fn)
+            table[name] = cmd
+            return cmd
+
+        return wrap
+
+    return table, command
+
+
+queuedir = click.option(
+    "-q", "--queuedir", required=True, metavar="DIR", help="Queue location: a path or URL"
+)
+decoder = click.option(
+    "-d", "--decoder", metavar="CMD", help="Decoder command, run with $SHELL -c, for each job file"
+)
+seqfile = click.option(
+    "-s",
+    "--seqfile",
+    required=True,
+    metavar="FILE",
+    help='Sender sequence file (created if missing); "-" for none (seq 1)',
+)
+job_id = click.option("-j", "--job", "job", required=True, type=str, metavar="ID", help="Job ID")
+seq_id = click.argument("id", metavar="ID")
+
+
+def emit(data: bytes | str) -> None:
+    """Write to stdout unbuffered (payload commands stream past sys.stdout)."""
+    write_all(1, data.encode() if isinstance(data, str) else data)
+
+
+def parse_id(value: str) -> int:
+    """A job or sequence ID: an unsigned 64-bit decimal number."""
+    from ..seqfile import parse_seq
+
+    try:
+        return parse_seq(value, "ID")
+    except Exception as exc:
+        raise click.BadParameter(str(exc), param_hint="ID") from None

@@ -1,0 +1,124 @@
+"""Running jobs: queue-process and stdin-process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..api import command_runner, open_queue
+from ..errors import CommandFailed
+from ..execute import RunOptions
+from ..packet import Special
+from ..queue import OnError, Order, ProcessConfig
+from . import options
+from .stdin import read_stdin_header
+
+COMMANDS, command = options.registry()
+
+
+def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options queue-process and stdin-process share."""
+    for decorate in reversed(
+        [
+            click.option(
+                "--allow-job-params",
+                is_flag=True,
+                help="Append the params saved in the packet to the command line",
+            ),
+            click.option(
+                "--ignore-payload", is_flag=True, help="Do not pipe the payload to the command"
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                metavar="SECONDS",
+                help="Kill the command (its whole process group) after this long; a failure",
+            ),
+            click.argument("command_", metavar="COMMAND"),
+        ]
+    ):
+        func = decorate(func)
+    return func
+
+
+def _runner_options(command_: str, params: tuple[bytes, ...], **kw: Any) -> RunOptions:
+    return RunOptions(
+        os.fsencode(command_), params, kw["allow_job_params"], kw["ignore_payload"], kw["timeout"]
+    )
+
+
+def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> click.Choice:
+    names = [m.value for m in enum_type] if enum_type is not None else list(values)
+    return click.Choice(names, case_sensitive=False)
+
+
+@command("queue-process", params=True)
+@options.queuedir
+@options.decoder
+@click.option(
+    "--order-by",
+    type=_choice(Order),
+    default="Sequence",
+    show_default=True,
+    help="Sequence: strictly by seq from nextseq; Timestamp: by creation time, seq unused",
+)
+@click.option(
+    "--on-error",
+    type=_choice(OnError),
+    default="Retry",
+    show_default=True,
+    help="On failure: Retry (stop, keep the job), Delete or Leave it and go on",
+)
+@click.option("--never-delete", is_flag=True, help="Never delete any job file")
+@click.option("-n", "--maxjobs", type=click.IntRange(min=0), metavar="N", help="Stop after N jobs")
+@click.option(
+    "--output-to",
+    type=_choice(None, "PassBoth", "SaveBoth"),
+    default="PassBoth",
+    show_default=True,
+    help="SaveBoth: the command's stdout and stderr go to jobs/FILENAME.out",
+)
+@_run_options
+def queue_process(
+    queuedir: str,
+    decoder: str | None,
+    order_by: str,
+    on_error: str,
+    never_delete: bool,
+    maxjobs: int | None,
+    output_to: str,
+    command_: str,
+    params: tuple[bytes, ...],
+    **run: Any,
+) -> None:
+    """Run COMMAND for each job in the queue, in order.
+
+    COMMAND is executed directly (no shell) with PARAMS, the FSPL_*
+    variables in its environment, and the job's payload on stdin.
+    """
+    config = ProcessConfig(
+        Order(order_by),
+        OnError(on_error),
+        never_delete,
+        maxjobs,
+        output_to == "SaveBoth",
+    )
+    runner = command_runner(_runner_options(command_, params, **run))
+    open_queue(queuedir, decoder=decoder).process(config, runner)
+
+
+@command("stdin-process", params=True)
+@_run_options
+def stdin_process(command_: str, params: tuple[bytes, ...], **run: Any) -> None:
+    """Run COMMAND for the one packet on stdin (its payload is the rest of stdin)."""
+    meta = read_stdin_header().meta
+    if meta.cmd is Special.NOP:
+        return
+    if meta.cmd is Special.FAIL:
+        raise CommandFailed("Packet is a Fail packet")
+    outcome = command_runner(_runner_options(command_, params, **run))(meta, None, 0, None)
+    if not outcome.ok:
+        raise CommandFailed(f"Aborting processing due to failure: {outcome.detail}")

@@ -1,0 +1,56 @@
+"""Queue administration: queue-init, queue-write, queue-{get,set}-next."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..api import open_queue
+from . import options
+
+COMMANDS, command = options.registry()
+
+
+@command("queue-init")
+@options.queuedir
+@click.option(
+    "--append-only",
+    is_flag=True,
+    help="Create only the jobs directory: the queue can be written and listed, not processed",
+)
+def queue_init(queuedir: str, append_only: bool) -> None:
+    """Create a queue (it must not exist yet)."""
+    open_queue(queuedir).transport.init(append_only)
+
+
+@command("queue-write")
+@options.queuedir
+def queue_write(queuedir: str) -> None:
+    """Store the packet on stdin as a new job, safely.
+
+    The job appears under its fspl-UUID.fspl name only once it is complete
+    and durable; nothing is validated and no lock is taken.
+    """
+    queue = open_queue(queuedir)
+    with os.fdopen(0, "rb", buffering=0, closefd=False) as stdin:
+        queue.transport.deliver(stdin)
+
+
+@command("queue-get-next")
+@options.queuedir
+def queue_get_next(queuedir: str) -> None:
+    """Print the queue's next sequence number (takes the queue lock)."""
+    with open_queue(queuedir).transport.lock_sequence() as state:
+        value = state.read()
+    options.emit(f"{value}\n")
+
+
+@command("queue-set-next")
+@options.queuedir
+@options.seq_id
+def queue_set_next(queuedir: str, id: str) -> None:
+    """Set the queue's next sequence number (takes the queue lock)."""
+    value = options.parse_id(id)
+    with open_queue(queuedir).transport.lock_sequence() as state:
+        state.write(value)

@@ -1,0 +1,41 @@
+"""Exceptions the engine raises on purpose.
+
+Everything the user can cause (bad input, missing queues, held locks, corrupt
+packets) is a :class:`SpoolError`; the CLI turns it into one ``Error: …`` line
+and exit status 1.  Anything else reaching the CLI is a bug, but is still
+reported on one line rather than as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SpoolError(Exception):
+    """A failure the user can act on; ``str()`` is the complete message."""
+
+
+class HeaderError(SpoolError):
+    """A job file's header does not parse (wrong tag, CRC, version, length…)."""
+
+
+class LockError(SpoolError):
+    """The queue's (or sender's) sequence lock is held by someone else."""
+
+
+class JobNotFound(SpoolError):
+    """``-j ID`` names no job, or more than one."""
+
+
+class CommandFailed(SpoolError):
+    """A job failed while ``--on-error Retry`` was in force."""
+
+
+class TransportUnavailable(SpoolError):
+    """A URL names a transport whose plugin or library is not installed."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """Render an OSError the way the reference does: ``text (os error N)``."""
+    if exc.errno is None:
+        return str(exc)
+    text = exc.strerror or str(exc)
+    return f"{text} (os error {exc.errno})"

@@ -1,0 +1,125 @@
+"""Run one job's command: argv, environment, stdin descriptor, timeout.
+
+The command is executed directly (no shell) with the FSPL_* variables added
+to the inherited environment.  Its stdin is a descriptor positioned at the
+payload (see :mod:`spooler.jobsource`), or fspl's own stdin with
+``--ignore-payload``.
+
+With ``--timeout`` the command runs in a process group of its own, so that
+the timeout kills everything it started (the reference kills only the direct
+child and leaves grandchildren holding the payload pipe).  While it runs in
+its own group, SIGINT/SIGTERM/SIGHUP sent to fspl are passed on to it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+from . import log
+from .errors import SpoolError
+
+_log = log.get("spooler.execute")
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run jobs; shared by queue-process, stdin-process and the API."""
+
+    command: bytes
+    params: tuple[bytes, ...] = ()
+    allow_job_params: bool = False
+    ignore_payload: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str
+
+
+def build_argv(opts: RunOptions, job_params: Sequence[bytes]) -> list[bytes]:
+    argv = [opts.command, *opts.params]
+    if job_params:
+        if opts.allow_job_params:
+            argv.extend(job_params)
+        else:
+            _log.warn("Parameters given in job ignored because --allow-job-params not given")
+    return argv
+
+
+def run_command(
+    argv: list[bytes],
+    env_pairs: Sequence[tuple[bytes, bytes]],
+    stdin: int | None,
+    output: int | None,
+    timeout: float | None,
+) -> Outcome:
+    """Run ``argv`` to completion; ``output`` receives stdout and stderr."""
+    env = dict(os.environb)
+    env.update(env_pairs)
+    _log.debug("Preparing to run %r with params %r", argv[0], argv[1:])
+    own_group = timeout is not None
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=output,
+            stderr=output,
+            env=env,
+            process_group=0 if own_group else None,
+        )
+    except OSError as exc:
+        raise SpoolError(
+            f"Running {os.fsdecode(argv[0])!r}: {exc.strerror or exc} (os error {exc.errno})"
+        ) from None
+    _log.debug("Command PID %d started successfully", proc.pid)
+    with _forward_signals(proc.pid) if own_group else nullcontext():
+        status = _wait(proc, timeout)
+    if status is None:
+        return Outcome(False, f"Command timed out after {timeout:g} seconds and was killed")
+    if status == 0:
+        _log.debug("Command exited successfully")
+        return Outcome(True, "exit status 0")
+    if status < 0:
+        return Outcome(False, f"Command killed by signal {-status}")
+    return Outcome(False, f"Command exited with status {status}")
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+    if timeout is None:
+        _log.debug("Waiting indefinitely for command to exit")
+        return proc.wait()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _log.debug("Timeout reached; killing process group %d", proc.pid)
+        _killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def _forward_signals(pgid: int) -> Iterator[None]:
+    def forward(signum: int, _frame: object) -> None:
+        _killpg(pgid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

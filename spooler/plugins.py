@@ -1,0 +1,125 @@
+"""The plugin manager: built-in transports first, then entry points, lazily.
+
+Built-in transports are ordinary plugins registered through the
+``filespooler`` entry-point group, exactly like third-party ones.  Scanning
+entry points means reading the metadata of every installed distribution,
+which is slow, so the built-ins are registered from :data:`BUILTIN_PLUGINS`
+(a mirror of our own entry-point table, checked by a test) and the scan runs
+only when a location uses a scheme no built-in knows, or when every
+transport is listed.  A third-party plugin that fails to import is recorded
+in :attr:`Registry.broken` and reported, never fatal to other commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from importlib import import_module
+
+import pluggy
+
+from . import hookspecs, log
+from .errors import SpoolError
+from .transport import TransportSpec, split_scheme
+
+ENTRY_POINT_GROUP = "filespooler"
+#: Module paths of the built-in plugins; mirrors ``[project.entry-points]``.
+BUILTIN_PLUGINS: tuple[str, ...] = ("spooler_plugins.local",)
+LOCAL_SCHEME = "file"
+WILDCARD = "*"
+
+_log = log.get("spooler.plugins")
+
+
+class Registry:
+    """Registered plugins and the transports they declare, by scheme."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._by_scheme: dict[str, TransportSpec] = {}
+        self._specs: list[TransportSpec] = []
+        self.broken: list[tuple[str, str]] = []
+        self._scanned = False
+        for module_name in BUILTIN_PLUGINS:
+            self._register(import_module(module_name), module_name, "built-in")
+
+    def _register(self, plugin: object, name: str, origin: str) -> None:
+        if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
+            return
+        self.pm.register(plugin, name=name)
+        impl = getattr(plugin, "fspl_transports", None)
+        for spec in impl() if impl else ():
+            self._add(replace(spec, origin=origin))
+
+    def _add(self, spec: TransportSpec) -> None:
+        self._specs.append(spec)
+        for scheme in spec.schemes:
+            # First registration wins: built-ins cannot be shadowed.
+            self._by_scheme.setdefault(scheme.lower(), spec)
+
+    def scan_entry_points(self) -> None:
+        """Register third-party plugins from the entry-point group (once)."""
+        if self._scanned:
+            return
+        self._scanned = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value in BUILTIN_PLUGINS:
+                continue
+            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            try:
+                plugin = ep.load()
+                self._register(plugin, ep.name, dist)
+            except Exception as exc:  # a broken plugin must not break fspl
+                self.broken.append((f"{ep.name} ({dist})", f"{type(exc).__name__}: {exc}"))
+                _log.warn("Plugin %s from %s failed to load: %s", ep.name, dist, exc)
+
+    def lookup(self, scheme: str) -> TransportSpec | None:
+        spec = self._by_scheme.get(scheme)
+        if spec is None and not self._scanned:
+            self.scan_entry_points()
+            spec = self._by_scheme.get(scheme)
+        return spec
+
+    def specs(self) -> list[TransportSpec]:
+        """Every declared transport, third-party ones included."""
+        self.scan_entry_points()
+        return list(self._specs)
+
+    def claim_path(self, path: str) -> TransportSpec | None:
+        return self.pm.hook.fspl_claim_path(path=path)
+
+
+_registry: Registry | None = None
+
+
+def registry() -> Registry:
+    global _registry
+    if _registry is None:
+        _registry = Registry()
+    return _registry
+
+
+def resolve_spec(location: str) -> TransportSpec:
+    """Pick the transport for a ``-q`` value."""
+    if not location:
+        raise SpoolError("Empty queue location")
+    reg = registry()
+    scheme, slashes = split_scheme(location)
+    if scheme is not None:
+        spec = reg.lookup(scheme)
+        if spec is not None:
+            return spec
+        if slashes:
+            spec = reg.lookup(WILDCARD)
+            if spec is not None:
+                return spec
+            raise SpoolError(f"No transport handles {scheme}:// URLs (see 'fspl transports')")
+    claimed = reg.claim_path(location)
+    if claimed is not None:
+        return claimed
+    local = reg.lookup(LOCAL_SCHEME)
+    if local is None:  # pragma: no cover - the local plugin ships with us
+        raise SpoolError("The local transport is not registered")
+    return local

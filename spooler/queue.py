@@ -1,0 +1,314 @@
+"""The spool engine: scan a queue, order its jobs, process them.
+
+Everything here goes through a :class:`~spooler.transport.Transport`; this
+module never names a path.  Processing follows the reference exactly:
+
+* ``Sequence`` order: lock, read ``nextseq``, scan every header (duplicate
+  seqs abort before anything runs), then run the job whose seq is
+  ``nextseq`` until there is none.
+* ``Timestamp`` order: lock (the sequence is neither read nor written), run
+  every job in creation-time order.
+
+After a job: success advances the sequence and deletes the job; failure
+follows ``--on-error``.  The sequence is written *before* the job is
+deleted, so a crash in between leaves a stale file that is never run again;
+the only window in which a job can run twice is between the command's exit
+and that write (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import log
+from .errors import CommandFailed, HeaderError, JobNotFound, LockError, SpoolError
+from .execute import Outcome
+from .jobenv import JobRef
+from .jobsource import JobSource
+from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
+from .transport import SequenceState, Transport, is_job_name
+
+_log = log.get("spooler.queue")
+#: Bytes read from each job in a scan; real headers are well under 200.
+PREFIX_READ = 4096
+
+
+class Order(enum.Enum):
+    SEQUENCE = "Sequence"
+    TIMESTAMP = "Timestamp"
+
+
+class OnError(enum.Enum):
+    RETRY = "Retry"
+    DELETE = "Delete"
+    LEAVE = "Leave"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job found by a scan: its file name and decoded metadata."""
+
+    name: str
+    meta: Meta
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    order_by: Order = Order.SEQUENCE
+    on_error: OnError = OnError.RETRY
+    never_delete: bool = False
+    maxjobs: int | None = None
+    save_output: bool = False
+
+
+#: Runs one Command job: (metadata, where it lives, payload fd, output fd).
+Runner = Callable[[Meta, JobRef, int, "int | None"], Outcome]
+
+
+@dataclass
+class QueueStatus:
+    """What ``queue-status`` reports; :meth:`lines` renders it."""
+
+    location: str
+    append_only: bool
+    next_seq: int | None
+    locked: bool
+    seqs: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    unparsable: list[str] = field(default_factory=list)
+
+    @property
+    def stalled(self) -> bool:
+        return self.next_seq is not None and bool(self.seqs) and self.next_seq not in self.seqs
+
+    def lines(self) -> list[str]:
+        out = [f"queue: {self.location}"]
+        if self.append_only:
+            out.append("next: - (append-only queue: it can be written and listed, not processed)")
+        elif self.locked:
+            out.append("next: ? (locked: a processor is running)")
+        else:
+            out.append(f"next: {self.next_seq}")
+        present = format_ranges(self.seqs) if self.seqs else "none"
+        out.append(f"jobs: {len(self.seqs)} (seq {present})")
+        if self.duplicates:
+            out.append(
+                f"duplicates: {format_ranges(self.duplicates)} (sequence order refuses to run)"
+            )
+        if self.unparsable:
+            out.append(
+                f"unparsable: {len(self.unparsable)} file(s) ignored: {', '.join(self.unparsable)}"
+            )
+        if self.next_seq is not None and self.seqs:
+            stale = [s for s in self.seqs if s < self.next_seq]
+            if stale:
+                out.append(
+                    f"stale: {format_ranges(stale)} (below next; never run in sequence order)"
+                )
+            if self.stalled:
+                waiting = [s for s in self.seqs if s > self.next_seq]
+                if waiting:
+                    out.append(
+                        f"stalled: next is {self.next_seq}; present: {format_ranges(waiting)}"
+                    )
+        return out
+
+
+def format_ranges(values: Iterable[int]) -> str:
+    """``[4, 5, 6, 9]`` → ``"4–6, 9"``."""
+    ordered = sorted(set(values))
+    parts: list[str] = []
+    start = prev = None
+    for value in [*ordered, None]:
+        if start is not None and value is not None and value == prev + 1:  # type: ignore[operator]
+            prev = value
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}–{prev}")
+        start = prev = value
+    return ", ".join(parts)
+
+
+class Queue:
+    """A queue reached through a transport, optionally through a decoder."""
+
+    def __init__(self, transport: Transport, decoder: str | None = None) -> None:
+        self.transport = transport
+        self.decoder = decoder
+
+    @property
+    def location(self) -> str:
+        return self.transport.location
+
+    def job_ref(self, name: str) -> JobRef:
+        return JobRef(name, self.location, self.transport.job_location(name))
+
+    def open(self, name: str) -> JobSource:
+        """Open a job: parsed header plus a descriptor at its payload."""
+        return JobSource(self.transport.open_job(name), self.decoder)
+
+    # -- scanning ---------------------------------------------------------
+    def job_names(self) -> list[str]:
+        return [n for n in self.transport.list_names() if is_job_name(n)]
+
+    def scan(self, names: list[str] | None = None) -> list[Job]:
+        """Every job whose header parses; others are logged and skipped."""
+        if names is None:
+            names = self.job_names()
+        if self.decoder is not None:
+            return [job for job in map(self._scan_decoded, names) if job is not None]
+        jobs = []
+        for name, data in self.transport.read_prefixes(names, PREFIX_READ):
+            _log.debug('Queue scan reading header from "%s"', name)
+            meta = self._parse_prefix(name, data)
+            if meta is not None:
+                jobs.append(Job(name, meta))
+        return jobs
+
+    def _parse_prefix(self, name: str, data: bytes | OSError) -> Meta | None:
+        if isinstance(data, OSError):
+            _log.debug('Skipping "%s": %s', name, data)
+            return None
+        try:
+            return parse_header(data).meta
+        except HeaderError as exc:
+            if len(data) == PREFIX_READ and len(data) >= FIXED_LEN:
+                try:
+                    if needed_length(data) > len(data):  # a header larger than the prefix
+                        return self._scan_decoded(name)
+                except HeaderError:
+                    pass
+            _log.debug('Skipping "%s": unparsable header: %s', name, exc)
+            return None
+
+    def _scan_decoded(self, name: str) -> Job | None:
+        try:
+            with self.open(name) as source:
+                return Job(name, source.header.meta)
+        except (HeaderError, OSError) as exc:
+            _log.debug('Skipping "%s": unparsable header: %s', name, exc)
+            return None
+
+    def listing(self) -> list[Job]:
+        """Jobs sorted by sequence number (duplicates allowed), as queue-ls."""
+        return sorted(self.scan(), key=lambda job: job.meta.seq)
+
+    def find(self, seq: int) -> Job:
+        """The one job with ``seq``; error if absent or duplicated."""
+        found = [job for job in self.scan() if job.meta.seq == seq]
+        if not found:
+            raise JobNotFound(f'Job {seq} not found in directory "{self.location}"')
+        if len(found) > 1:
+            names = ", ".join(f'"{job.name}"' for job in found)
+            raise JobNotFound(f"Job {seq} appears more than once in the queue: {names}")
+        return found[0]
+
+    # -- processing -------------------------------------------------------
+    def process(self, config: ProcessConfig, runner: Runner) -> int:
+        """Process under the queue lock; return the number of jobs run."""
+        with self.transport.lock_sequence() as state:
+            if config.order_by is Order.TIMESTAMP:
+                ordered = sorted(self.scan(), key=lambda j: (j.meta.ctime_key, j.meta.seq, j.name))
+                return self._run_list(ordered, config, runner)
+            return self._run_sequence(state, config, runner)
+
+    def _run_sequence(self, state: SequenceState, config: ProcessConfig, runner: Runner) -> int:
+        next_seq = state.read()
+        by_seq: dict[int, Job] = {}
+        for job in self.scan():
+            other = by_seq.setdefault(job.meta.seq, job)
+            if other is not job:
+                raise SpoolError(
+                    f'Attempted to process "{job.name}" with seq {job.meta.seq}, '
+                    f'which was already seen in "{other.name}"'
+                )
+        done = 0
+        while config.maxjobs is None or done < config.maxjobs:
+            job = by_seq.get(next_seq)
+            if job is None:
+                _log.debug("No job with seq %d; stopping", next_seq)
+                break
+            ok = self._run_one(job, config, runner)
+            next_seq += 1
+            state.write(next_seq)
+            self._dispose(job, ok, config)
+            done += 1
+        else:
+            _log.debug(
+                "Stopping processing as requested maximum jobs processed %d has been hit", done
+            )
+        return done
+
+    def _run_list(self, jobs: list[Job], config: ProcessConfig, runner: Runner) -> int:
+        done = 0
+        for job in jobs:
+            if config.maxjobs is not None and done >= config.maxjobs:
+                break
+            ok = self._run_one(job, config, runner)
+            self._dispose(job, ok, config)
+            done += 1
+        return done
+
+    def _run_one(self, job: Job, config: ProcessConfig, runner: Runner) -> bool:
+        """Run a job; raise CommandFailed under Retry, else return success."""
+        _log.debug('Preparing to execute job %d from "%s"', job.meta.seq, job.name)
+        try:
+            source = self.open(job.name)
+        except FileNotFoundError:
+            raise SpoolError(f'Job file "{job.name}" disappeared before it could run') from None
+        with source:
+            meta = source.header.meta
+            if meta.cmd is Special.NOP:
+                outcome = Outcome(True, "NOP packet")
+            elif meta.cmd is Special.FAIL:
+                outcome = Outcome(False, "Fail packet")
+            elif config.save_output:
+                with self.transport.open_output(job.name + ".out") as out:
+                    outcome = runner(meta, self.job_ref(job.name), source.fd, out.fileno())
+            else:
+                outcome = runner(meta, self.job_ref(job.name), source.fd, None)
+        if outcome.ok:
+            return True
+        if config.on_error is OnError.RETRY:
+            raise CommandFailed(
+                f"Aborting processing due to failure of job {meta.seq} "
+                f'("{job.name}"): {outcome.detail}'
+            )
+        _log.warn("Job %d failed (%s); continuing per --on-error", meta.seq, outcome.detail)
+        return False
+
+    def _dispose(self, job: Job, ok: bool, config: ProcessConfig) -> None:
+        if config.never_delete or (not ok and config.on_error is OnError.LEAVE):
+            return
+        try:
+            self.transport.delete(job.name)
+        except FileNotFoundError:
+            _log.warn('Job file "%s" was already gone', job.name)
+
+    # -- diagnosis ----------------------------------------------------------
+    def status(self) -> QueueStatus:
+        """Sequence state and present seqs, without blocking a processor."""
+        append_only = self.transport.is_append_only()
+        next_seq, locked = None, False
+        if not append_only:
+            try:
+                with self.transport.lock_sequence() as state:
+                    next_seq = state.read()
+            except LockError:
+                locked = True
+        names = self.job_names()
+        jobs = self.scan(names)
+        seqs = sorted(job.meta.seq for job in jobs)
+        dups = sorted({s for i, s in enumerate(seqs) if i and seqs[i - 1] == s})
+        parsed = {job.name for job in jobs}
+        return QueueStatus(
+            self.location,
+            append_only,
+            next_seq,
+            locked,
+            seqs,
+            dups,
+            sorted(n for n in names if n not in parsed),
+        )

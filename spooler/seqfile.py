@@ -1,0 +1,129 @@
+"""Sequence files (``NAME`` + ``NAME.lock``) with flock(2) locking.
+
+The lock is an exclusive, non-blocking ``flock`` on ``NAME.lock``, the same
+primitive the reference uses, so the two programs exclude each other.  The
+value is replaced atomically: write ``NAME.temp``, fsync, rename over
+``NAME``, then fsync the directory so that the rename itself survives a crash
+(the reference stops before that last step).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import log
+from .errors import LockError, SpoolError, describe_os_error
+
+_log = log.get("spooler.seqfile")
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so renames and creations inside it are durable."""
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def parse_seq(text: str, origin: str) -> int:
+    """Parse a sequence number as stored or as typed by the user (a u64)."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or int(value) >= 2**64:
+        raise SpoolError(f"Invalid sequence number {value!r} in {origin}")
+    return int(value)
+
+
+class SeqFile:
+    """An open, locked sequence file: read and replace the next number."""
+
+    def __init__(self, path: str, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+
+    def read(self) -> int:
+        _log.debug('Attempting to open file "%s"', self.path)
+        try:
+            with open(self.path, encoding="ascii", errors="replace") as fh:
+                text = fh.read(64)
+        except OSError as exc:
+            raise SpoolError(f'Reading "{self.path}": {describe_os_error(exc)}') from None
+        value = parse_seq(text, f'"{self.path}"')
+        _log.debug('Read next ID %d from seqfile "%s"', value, self.path)
+        return value
+
+    def write(self, value: int) -> None:
+        temp = self.path + ".temp"
+        _log.trace('Writing %d to "%s"', value, temp)
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                os.write(fd, b"%d\n" % value)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, self.path)
+            fsync_dir(os.path.dirname(self.path))
+        except OSError as exc:
+            raise SpoolError(f'Writing "{self.path}": {describe_os_error(exc)}') from None
+        _log.debug('Sequence %d written to "%s"', value, self.path)
+
+    def release(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = -1
+
+
+def _open_lock(lock_path: str, create: bool) -> int:
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        return os.open(lock_path, flags, 0o666)
+    except OSError as exc:
+        hint = "" if create else "; if missing, this may be an append-only queue"
+        raise SpoolError(
+            f'Opening lock file at "{lock_path}"{hint}: {describe_os_error(exc)}'
+        ) from None
+
+
+@contextmanager
+def locked(path: str, create: bool = False) -> Iterator[SeqFile]:
+    """Hold the exclusive lock on ``path`` for the duration of the block.
+
+    With ``create`` (the sender side) a missing lock file is created and a
+    missing sequence file is initialised to 1.  Failing to get the lock is an
+    immediate :class:`LockError`, never a wait.
+    """
+    lock_path = path + ".lock"
+    _log.debug('Attempting to prepare lock at "%s"', lock_path)
+    fd = _open_lock(lock_path, create)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise LockError(
+                f'Could not lock "{lock_path}": {describe_os_error(exc)}; '
+                "another process is using it"
+            ) from None
+        raise SpoolError(f'Locking "{lock_path}": {describe_os_error(exc)}') from None
+    seq = SeqFile(path, fd)
+    try:
+        if create and not os.path.exists(path):
+            seq.write(1)
+        yield seq
+    finally:
+        seq.release()
+
+
+def take_next(path: str) -> int:
+    """Sender side: return the current number and advance the file by one."""
+    if path == "-":
+        return 1
+    with locked(path, create=True) as seq:
+        value = seq.read()
+        seq.write(value + 1)
+    return value

@@ -1,0 +1,117 @@
+"""Moving bytes between descriptors without holding them in memory.
+
+Payloads can be terabytes, so every copy here is a loop over a bounded
+buffer, and where Linux can move the data in the kernel (``copy_file_range``
+between files, ``splice`` from a pipe, ``sendfile`` from a file) it does, so
+the bytes never enter this process at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from typing import BinaryIO
+
+BUFSIZE = 1024 * 1024
+_KERNEL_CHUNK = 1 << 30
+_FALLBACK_ERRNOS = {errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EBADF, errno.EOPNOTSUPP}
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _kernel_copy(src: int, dst: int) -> tuple[int, bool]:
+    """Try the zero-copy primitives in turn; return (bytes moved, finished)."""
+    moved = 0
+    for name in ("copy_file_range", "splice", "sendfile"):
+        call = getattr(os, name, None)
+        if call is None:
+            continue
+        try:
+            while True:
+                if name == "sendfile":
+                    n = call(dst, src, None, _KERNEL_CHUNK)
+                else:
+                    n = call(src, dst, _KERNEL_CHUNK)
+                if n == 0:
+                    return moved, True
+                moved += n
+        except OSError as exc:
+            if exc.errno not in _FALLBACK_ERRNOS:
+                raise
+            if moved:
+                # Some data went through; the primitive failed mid-way for a
+                # reason a later one will not fix. Let the plain loop finish.
+                return moved, False
+    return moved, False
+
+
+def copy_fd(src: int, dst: int) -> int:
+    """Copy everything from ``src`` (at its current offset) to ``dst``."""
+    moved, done = _kernel_copy(src, dst)
+    if done:
+        return moved
+    while True:
+        chunk = os.read(src, BUFSIZE)
+        if not chunk:
+            return moved
+        write_all(dst, chunk)
+        moved += len(chunk)
+
+
+def copy_stream_to_fd(src: BinaryIO, dst: int) -> int:
+    """Copy a Python stream to a descriptor, using the fd path when it has one."""
+    fileno = fileno_of(src)
+    if fileno is not None:
+        return copy_fd(fileno, dst)
+    moved = 0
+    while True:
+        chunk = src.read(BUFSIZE)
+        if not chunk:
+            return moved
+        write_all(dst, chunk)
+        moved += len(chunk)
+
+
+class Pump:
+    """Feed a stream into a pipe from a background thread.
+
+    Gives any stream (an S3 object, an SFTP file) a readable descriptor, so
+    that the rest of the engine, and the commands it runs, only deal in fds.
+    Errors from the stream are kept and re-raised by :meth:`join`.
+    """
+
+    def __init__(self, src: BinaryIO) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+        self._src = src
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fspl-pump")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            copy_stream_to_fd(self._src, self._write_fd)
+        except BrokenPipeError:
+            pass  # the reader stopped early (a command that ignores stdin)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            os.close(self._write_fd)
+
+    def join(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def fileno_of(stream: object) -> int | None:
+    """The OS descriptor behind ``stream``, or None if it has none."""
+    try:
+        return stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None

@@ -1,0 +1,225 @@
+"""The Transport interface: everything the engine needs from a queue's storage.
+
+The engine (``queue.py``) never touches a filesystem; it asks a Transport.  A
+transport is one queue location (``QUEUE/`` with ``nextseq`` and ``jobs/``) on
+some storage: a local directory, a bucket prefix, a directory on an SFTP
+server…  Plugins describe their transports with a :class:`TransportSpec` (a
+scheme list and a ``"module:Class"`` string, imported only when a URL needs
+it) and the engine resolves ``-q`` values to instances with
+:func:`open_transport`.
+
+What a transport must provide (abstract methods below):
+
+* ``list_names``: the file names in ``jobs/`` (the engine filters the job
+  pattern);
+* ``open_job``: a job as a readable stream from offset 0; a stream with a real
+  ``fileno()`` lets a command read its payload straight from the file;
+* ``read_prefixes``: the first bytes of many jobs (headers), which remote
+  transports answer with concurrent ranged reads;
+* ``deliver``: make a complete job appear atomically under a fresh
+  ``fspl-UUID.fspl`` name, never overwriting anything;
+* ``delete``, ``open_output`` (the ``NAME.out`` file of ``SaveBoth``);
+* ``init`` (optionally append-only), ``is_append_only``;
+* ``lock_sequence``: exclusive access to ``nextseq`` for the duration of a
+  ``with`` block, as a :class:`SequenceState`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar, Protocol
+
+from .ids import JOB_PREFIX, JOB_SUFFIX
+
+
+def is_job_name(name: str) -> bool:
+    """True for names matching ``fspl-*.fspl``, the only files that are jobs."""
+    return (
+        name.startswith(JOB_PREFIX)
+        and name.endswith(JOB_SUFFIX)
+        and len(name) >= len(JOB_PREFIX) + len(JOB_SUFFIX)
+        and "/" not in name
+    )
+
+
+class Capability:
+    """Names of optional abilities a transport declares (see docs/plugins.md)."""
+
+    #: ``open_job`` streams have a real descriptor (payload handed over as is).
+    LOCAL_FD = "local-fd"
+    #: ``lock_sequence`` works, so the queue can be processed in place.
+    PROCESS = "process"
+    #: ``deliver`` refuses to replace an existing object by itself
+    #: (create-only), rather than relying on unique names alone.
+    CREATE_ONLY = "create-only"
+    #: ``read_prefixes`` reads many headers concurrently.
+    CONCURRENT_HEADERS = "concurrent-headers"
+
+
+class SequenceState(Protocol):
+    """The queue's next sequence number, valid while the lock is held."""
+
+    def read(self) -> int: ...
+
+    def write(self, value: int) -> None: ...
+
+
+class Transport(ABC):
+    """One queue on one storage system.  Subclasses live in plugins."""
+
+    #: Capabilities (see :class:`Capability`); listed by ``fspl transports``.
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, location: str) -> None:
+        #: The queue location exactly as the user gave it (FSPL_JOB_QUEUEDIR).
+        self.location = location
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, str]) -> Transport:
+        """Build from a ``-q`` value; ``options`` are ``-o KEY=VALUE`` extras."""
+        return cls(url)
+
+    def job_location(self, name: str) -> str:
+        """FSPL_JOB_FULLPATH: the location plus ``/jobs/NAME``, not normalised."""
+        return f"{self.location.rstrip('/')}/jobs/{name}"
+
+    # -- jobs ------------------------------------------------------------
+    @abstractmethod
+    def list_names(self) -> list[str]:
+        """Names of the entries of ``jobs/`` (any names; the engine filters)."""
+
+    @abstractmethod
+    def open_job(self, name: str) -> BinaryIO:
+        """Open a job for reading from its first byte.
+
+        Raise ``FileNotFoundError`` if it is gone.  Return an unbuffered
+        stream (``buffering=0``) when it has a descriptor, so that the engine
+        can read exactly the header and hand the rest on.
+        """
+
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        """Yield ``(name, first size bytes or the error)`` for each name.
+
+        The default opens each job in turn; remote transports override this
+        with concurrent ranged reads.  Order of results is not significant.
+        """
+        for name in names:
+            try:
+                with self.open_job(name) as stream:
+                    yield name, stream.read(size)
+            except OSError as exc:
+                yield name, exc
+
+    @abstractmethod
+    def deliver(self, source: BinaryIO) -> str:
+        """Store ``source`` as a new job; return its ``fspl-UUID.fspl`` name.
+
+        The job must become visible under its final name only once complete
+        (write to a name outside the pattern, then rename), and a failure
+        must leave no job behind.
+        """
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove a job (or its ``.out`` file)."""
+
+    @abstractmethod
+    def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
+        """Create or truncate ``jobs/NAME`` for a command's output.
+
+        The yielded file must have a real ``fileno()`` (remote transports
+        spool to a local temporary file and upload it when the block ends).
+        """
+
+    # -- queue structure and sequence -------------------------------------
+    @abstractmethod
+    def init(self, append_only: bool = False) -> None:
+        """Create the queue; fail if it exists."""
+
+    @abstractmethod
+    def is_append_only(self) -> bool:
+        """True when the queue has no sequence state (``--append-only``)."""
+
+    @abstractmethod
+    def lock_sequence(self) -> AbstractContextManager[SequenceState]:
+        """Exclusive access to the queue's sequence number.
+
+        Must fail immediately with :class:`spooler.errors.LockError` when held
+        elsewhere; must fail with a :class:`spooler.errors.SpoolError` naming
+        the append-only case when the queue has no sequence state.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to do here
+        """Release connections; the default has none."""
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    """What a plugin declares: schemes and where the class lives.
+
+    ``factory`` is a ``"module:Class"`` string so the module (and the heavy
+    library behind it) is imported only when a URL with one of ``schemes``
+    is actually used.  The scheme ``"*"`` makes a catch-all for any
+    ``scheme://`` URL no other transport claims.
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    factory: str
+    description: str = ""
+    #: What to install when the import fails, e.g. ``"filespooler[s3]"``.
+    install_hint: str = ""
+    #: Filled in by the plugin manager: where the declaring plugin came from.
+    origin: str = field(default="", compare=False)
+
+    def load(self) -> type[Transport]:
+        """Import the transport class, with an actionable error if missing."""
+        from importlib import import_module
+
+        from .errors import TransportUnavailable
+
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            module = import_module(module_name)
+        except ImportError as exc:
+            hint = (
+                f"; install it with: pip install '{self.install_hint}'" if self.install_hint else ""
+            )
+            raise TransportUnavailable(
+                f"The {self.name} transport is not available ({exc}){hint}"
+            ) from None
+        cls = getattr(module, attr, None)
+        if not (isinstance(cls, type) and issubclass(cls, Transport)):
+            raise TransportUnavailable(f"{self.factory} is not a Transport class")
+        return cls
+
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+
+
+def split_scheme(location: str) -> tuple[str | None, bool]:
+    """Return ``(scheme, has_slashes)`` of ``location``, or ``(None, False)``.
+
+    ``s3://b/q`` → ``("s3", True)``; ``rclone:remote:path`` →
+    ``("rclone", False)``; ``/srv/q`` and ``queue`` → ``(None, False)``.
+    Whether an opaque ``name:`` prefix is a scheme is decided by the
+    resolver (only registered schemes count), so ``foo:bar`` stays a path.
+    """
+    match = _URL.match(location)
+    if match is None:
+        return None, False
+    return match.group(1).lower(), bool(match.group(2))
+
+
+def open_transport(location: str, options: Mapping[str, str] | None = None) -> Transport:
+    """Resolve a ``-q`` value (path or URL) to a Transport instance."""
+    from .plugins import resolve_spec
+
+    spec = resolve_spec(location)
+    return spec.load().from_url(location, dict(options or {}))
