@@ -23,7 +23,13 @@ from .transport import TransportSpec, split_scheme
 
 ENTRY_POINT_GROUP = "filespooler"
 #: Module paths of the built-in plugins; mirrors ``[project.entry-points]``.
-BUILTIN_PLUGINS: tuple[str, ...] = ("spooler_plugins.local",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "spooler_plugins.local",
+    "spooler_plugins.s3",
+    "spooler_plugins.sftp",
+    "spooler_plugins.rclone",
+    "spooler_plugins.fsspec",
+)
 LOCAL_SCHEME = "file"
 WILDCARD = "*"
 

@@ -177,7 +177,8 @@ class Queue:
             if len(data) == PREFIX_READ and len(data) >= FIXED_LEN:
                 try:
                     if needed_length(data) > len(data):  # a header larger than the prefix
-                        return self._scan_decoded(name)
+                        job = self._scan_decoded(name)
+                        return None if job is None else job.meta
                 except HeaderError:
                     pass
             _log.debug('Skipping "%s": unparsable header: %s', name, exc)

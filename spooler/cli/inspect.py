@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..api import open_queue
 from ..jobenv import job_environment, render_info, rfc3339_local
 from ..streams import copy_fd
 from . import options
@@ -18,7 +17,7 @@ def queue_ls(queuedir: str, decoder: str | None) -> None:
     rows = [f"{'ID':<20} {'creation timestamp':<27} filename\n"]
     rows += [
         f"{job.meta.seq:<20} {rfc3339_local(job.meta.ctime_secs):<27} {job.name}\n"
-        for job in open_queue(queuedir, decoder=decoder).listing()
+        for job in options.open_queue(queuedir, decoder=decoder).listing()
     ]
     options.emit("".join(rows))
 
@@ -29,7 +28,7 @@ def queue_ls(queuedir: str, decoder: str | None) -> None:
 @options.decoder
 def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
     """Print a job's environment, exactly as a processed command gets it."""
-    queue = open_queue(queuedir, decoder=decoder)
+    queue = options.open_queue(queuedir, decoder=decoder)
     found = queue.find(options.parse_id(job))
     options.emit(render_info(job_environment(found.meta, queue.job_ref(found.name))))
 
@@ -40,7 +39,7 @@ def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
 @options.decoder
 def queue_payload(queuedir: str, job: str, decoder: str | None) -> None:
     """Write a job's payload to stdout."""
-    queue = open_queue(queuedir, decoder=decoder)
+    queue = options.open_queue(queuedir, decoder=decoder)
     found = queue.find(options.parse_id(job))
     with queue.open(found.name) as source:
         copy_fd(source.fd, 1)
@@ -55,5 +54,5 @@ def queue_status(queuedir: str, decoder: str | None) -> None:
     Shows why a sequence-ordered queue is stalled, e.g.
     "stalled: next is 3; present: 4–9".  Never blocks a running processor.
     """
-    status = open_queue(queuedir, decoder=decoder).status()
+    status = options.open_queue(queuedir, decoder=decoder).status()
     options.emit("".join(line + "\n" for line in status.lines()))

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from .. import api
+from ..queue import Queue
 from ..streams import write_all
 
 F = Callable[..., Any]
@@ -54,9 +56,40 @@ def registry() -> tuple[dict[str, click.Command], Callable[..., Callable[[F], cl
     return table, command
 
 
-queuedir = click.option(
-    "-q", "--queuedir", required=True, metavar="DIR", help="Queue location: a path or URL"
-)
+def _store_transport_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> None:
+    parsed: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        parsed[key.strip()] = value
+    ctx.meta["fspl.transport_options"] = parsed
+
+
+def queuedir(func: F) -> F:
+    """``-q DIR`` plus ``-o KEY=VALUE`` options for the queue's transport."""
+    func = click.option(
+        "-o",
+        "--transport-option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        expose_value=False,
+        callback=_store_transport_options,
+        help="Option for a remote queue's transport (repeatable; see docs/transports/)",
+    )(func)
+    return click.option(
+        "-q", "--queuedir", required=True, metavar="DIR", help="Queue location: a path or URL"
+    )(func)
+
+
+def open_queue(location: str, decoder: str | None = None) -> Queue:
+    """Open the ``-q`` queue with the ``-o`` options given to this command."""
+    ctx = click.get_current_context()
+    return api.open_queue(
+        location, decoder=decoder, options=ctx.meta.get("fspl.transport_options", {})
+    )
 decoder = click.option(
     "-d", "--decoder", metavar="CMD", help="Decoder command, run with $SHELL -c, for each job file"
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..api import command_runner, open_queue
+from ..api import command_runner
 from ..errors import CommandFailed
 from ..execute import RunOptions
 from ..packet import Special
@@ -107,7 +107,7 @@ def queue_process(
         output_to == "SaveBoth",
     )
     runner = command_runner(_runner_options(command_, params, **run))
-    open_queue(queuedir, decoder=decoder).process(config, runner)
+    options.open_queue(queuedir, decoder=decoder).process(config, runner)
 
 
 @command("stdin-process", params=True)

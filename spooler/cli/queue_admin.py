@@ -6,7 +6,6 @@ import os
 
 import click
 
-from ..api import open_queue
 from . import options
 
 COMMANDS, command = options.registry()
@@ -21,7 +20,7 @@ COMMANDS, command = options.registry()
 )
 def queue_init(queuedir: str, append_only: bool) -> None:
     """Create a queue (it must not exist yet)."""
-    open_queue(queuedir).transport.init(append_only)
+    options.open_queue(queuedir).transport.init(append_only)
 
 
 @command("queue-write")
@@ -32,7 +31,7 @@ def queue_write(queuedir: str) -> None:
     The job appears under its fspl-UUID.fspl name only once it is complete
     and durable; nothing is validated and no lock is taken.
     """
-    queue = open_queue(queuedir)
+    queue = options.open_queue(queuedir)
     with os.fdopen(0, "rb", buffering=0, closefd=False) as stdin:
         queue.transport.deliver(stdin)
 
@@ -41,7 +40,7 @@ def queue_write(queuedir: str) -> None:
 @options.queuedir
 def queue_get_next(queuedir: str) -> None:
     """Print the queue's next sequence number (takes the queue lock)."""
-    with open_queue(queuedir).transport.lock_sequence() as state:
+    with options.open_queue(queuedir).transport.lock_sequence() as state:
         value = state.read()
     options.emit(f"{value}\n")
 
@@ -52,5 +51,5 @@ def queue_get_next(queuedir: str) -> None:
 def queue_set_next(queuedir: str, id: str) -> None:
     """Set the queue's next sequence number (takes the queue lock)."""
     value = options.parse_id(id)
-    with open_queue(queuedir).transport.lock_sequence() as state:
+    with options.open_queue(queuedir).transport.lock_sequence() as state:
         state.write(value)
