@@ -20,16 +20,18 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import seqfile
 from .errors import SpoolError
-from .execute import Outcome, RunOptions, build_argv, run_command
 from .jobenv import JobRef, job_environment
 from .packet import CmdType, Command, Meta, Special, encode_header
-from .queue import OnError, Order, ProcessConfig, Queue, Runner
+from .queue import OnError, Order, Outcome, ProcessConfig, Queue, Runner
 from .streams import copy_stream_to_fd, write_all
 from .transport import open_transport
+
+if TYPE_CHECKING:
+    from .execute import RunOptions
 
 SAVED_PREFIX = b"FSPL_SET_"
 Payload = bytes | BinaryIO | str | os.PathLike[str] | None
@@ -115,6 +117,7 @@ def open_queue(
 
 def command_runner(opts: RunOptions) -> Runner:
     """A Runner that executes ``opts.command`` the way ``queue-process`` does."""
+    from .execute import build_argv, run_command  # process-only: keep listing fast
 
     def run(meta: Meta, job: JobRef | None, payload_fd: int, output: int | None) -> Outcome:
         assert isinstance(meta.cmd, Command)
@@ -160,6 +163,8 @@ def process(
     if (command is None) == (callback is None):
         raise SpoolError("process() needs exactly one of command= or callback=")
     q = open_queue(queue) if isinstance(queue, str) else queue
+    from .execute import RunOptions
+
     if callback is not None:
         runner = callback_runner(callback)
     else:

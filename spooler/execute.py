@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from . import log
 from .errors import SpoolError
+from .queue import Outcome
 
 _log = log.get("spooler.execute")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -36,12 +37,6 @@ class RunOptions:
     allow_job_params: bool = False
     ignore_payload: bool = False
     timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    detail: str
 
 
 def build_argv(opts: RunOptions, job_params: Sequence[bytes]) -> list[bytes]:

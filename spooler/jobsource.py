@@ -16,13 +16,15 @@ payloads are never copied through this process when the job is local:
 from __future__ import annotations
 
 import os
-import subprocess
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import log
 from .errors import HeaderError, SpoolError
 from .packet import Header, read_header
 from .streams import Pump, fileno_of
+
+if TYPE_CHECKING:
+    import subprocess
 
 _log = log.get("spooler.jobsource")
 
@@ -53,6 +55,8 @@ class JobSource:
             raise
 
     def _start_decoder(self, decoder: str, fd: int) -> int:
+        import subprocess  # only decoders need it; plain listings stay lean
+
         try:
             self._decoder = subprocess.Popen(
                 decoder_argv(decoder), stdin=fd, stdout=subprocess.PIPE

@@ -21,18 +21,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import log
 from .errors import CommandFailed, HeaderError, JobNotFound, LockError, SpoolError
-from .execute import Outcome
 from .jobenv import JobRef
 from .jobsource import JobSource
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
 from .transport import SequenceState, Transport, is_job_name
 
 _log = log.get("spooler.queue")
-#: Bytes read from each job in a scan; real headers are well under 200.
-PREFIX_READ = 4096
+#: Bytes read from each job in a scan; real headers are well under 200
+#: (longer ones are re-read whole), and small reads are measurably faster.
+PREFIX_READ = 512
 
 
 class Order(enum.Enum):
@@ -46,8 +47,7 @@ class OnError(enum.Enum):
     LEAVE = "Leave"
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """A job found by a scan: its file name and decoded metadata."""
 
     name: str
@@ -61,6 +61,14 @@ class ProcessConfig:
     never_delete: bool = False
     maxjobs: int | None = None
     save_output: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one job went; ``detail`` explains a failure."""
+
+    ok: bool
+    detail: str
 
 
 #: Runs one Command job: (metadata, where it lives, payload fd, output fd).

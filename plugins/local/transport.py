@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
 
 from spooler import log, seqfile
 from spooler.errors import SpoolError, describe_os_error
@@ -37,6 +36,8 @@ class LocalTransport(Transport):
             raise SpoolError(f"The local transport takes no options (got {', '.join(options)})")
         if not url.lower().startswith("file:"):
             return cls(url)
+        from urllib.parse import unquote, urlsplit
+
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise SpoolError(f"file:// URLs must name a local path, not host {parts.netloc!r}")

@@ -90,6 +90,8 @@ def open_queue(location: str, decoder: str | None = None) -> Queue:
     return api.open_queue(
         location, decoder=decoder, options=ctx.meta.get("fspl.transport_options", {})
     )
+
+
 decoder = click.option(
     "-d", "--decoder", metavar="CMD", help="Decoder command, run with $SHELL -c, for each job file"
 )
