@@ -6,7 +6,7 @@ The CLI is a thin layer over these functions, so both behave identically::
 
     q = spooler.open_queue("/srv/queue")              # or s3://…, sftp://…
     q.init()
-    q.write(spooler.packet(b"payload", params=[b"x"], seqfile="~/.fspl-seq"))
+    q.write(spooler.make_packet(b"payload", params=[b"x"], seqfile="~/.fspl-seq"))
     for job in q.listing():
         print(job.meta.seq, job.name)
     spooler.process(q, command=["tar", "-xf", "-"])   # or callback=fn
@@ -94,7 +94,7 @@ def write_packet(out: int | BinaryIO, head: bytes, payload: Payload = None) -> N
         copy_stream_to_fd(payload, fd)
 
 
-def packet(
+def make_packet(
     payload: bytes = b"",
     *,
     params: Sequence[bytes] = (),

@@ -19,9 +19,10 @@ and that write (docs/reliability.md).
 from __future__ import annotations
 
 import enum
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from . import log
 from .errors import CommandFailed, HeaderError, JobNotFound, LockError, SpoolError
@@ -152,6 +153,14 @@ class Queue:
 
     def job_ref(self, name: str) -> JobRef:
         return JobRef(name, self.location, self.transport.job_location(name))
+
+    def init(self, append_only: bool = False) -> None:
+        """Create the queue (``queue-init``); fails if it exists."""
+        self.transport.init(append_only)
+
+    def write(self, data: bytes | BinaryIO) -> str:
+        """Deliver a packet (``queue-write``); return the new job's file name."""
+        return self.transport.deliver(io.BytesIO(data) if isinstance(data, bytes) else data)
 
     def open(self, name: str) -> JobSource:
         """Open a job: parsed header plus a descriptor at its payload."""
