@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _API = {
     "open_queue": "spooler.api",
     "process": "spooler.api",
+    "move": "spooler.api",
     "make_packet": "spooler.api",
     "header": "spooler.api",
     "command": "spooler.api",

@@ -115,6 +115,23 @@ def open_queue(
     return Queue(open_transport(location, options), decoder)
 
 
+def move(
+    src: Queue | str,
+    dst: Queue | str,
+    *,
+    maxjobs: int | None = None,
+    order_by: Order | str = Order.SEQUENCE,
+    keep: bool = False,
+) -> int:
+    """Move jobs between queues on any transports (see :mod:`spooler.move`)."""
+    from .move import move_jobs
+
+    source = open_queue(src) if isinstance(src, str) else src
+    target = open_queue(dst) if isinstance(dst, str) else dst
+    order = Order(order_by) if isinstance(order_by, str) else order_by
+    return move_jobs(source, target, maxjobs=maxjobs, order_by=order, keep=keep)
+
+
 def command_runner(opts: RunOptions) -> Runner:
     """A Runner that executes ``opts.command`` the way ``queue-process`` does."""
     from .execute import build_argv, run_command  # process-only: keep listing fast

@@ -117,12 +117,15 @@ class Transport(ABC):
                 yield name, exc
 
     @abstractmethod
-    def deliver(self, source: BinaryIO) -> str:
-        """Store ``source`` as a new job; return its ``fspl-UUID.fspl`` name.
+    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
+        """Store ``source`` as a new job; return its file name.
 
-        The job must become visible under its final name only once complete
-        (write to a name outside the pattern, then rename), and a failure
-        must leave no job behind.
+        The name is a fresh ``fspl-UUID.fspl`` unless ``name`` is given
+        (``queue-move`` keeps a job's name so that a resumed move never
+        duplicates it).  The job must become visible under its final name
+        only once complete (write to a name outside the pattern, then rename)
+        and must never replace an existing file: raise ``FileExistsError``
+        if ``name`` exists.  A failure must leave no job behind.
         """
 
     @abstractmethod

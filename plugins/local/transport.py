@@ -82,8 +82,8 @@ class LocalTransport(Transport):
             finally:
                 os.close(fd)
 
-    def deliver(self, source: BinaryIO) -> str:
-        name = new_job_name()
+    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
+        name = name or new_job_name()
         temp = self._job_path(f"tmp-{name}.tmp")
         final = self._job_path(name)
         try:
@@ -112,7 +112,11 @@ class LocalTransport(Transport):
         except OSError as exc:
             if exc.errno not in _NO_LINK:
                 raise
-            os.rename(temp, final)  # no hard links here; the UUID keeps it unique
+            # No hard links on this filesystem: rename, refusing a visible
+            # clash (fresh UUID names cannot clash; kept names are checked).
+            if os.path.lexists(final):
+                raise FileExistsError(errno.EEXIST, "Job exists", final) from None
+            os.rename(temp, final)
         else:
             os.unlink(temp)
 

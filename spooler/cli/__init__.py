@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue-info": ("inspect", "Show a queued job's environment"),
     "queue-payload": ("inspect", "Write a queued job's payload to stdout"),
     "queue-status": ("inspect", "Diagnose a queue: next seq, present, missing, stale"),
+    "queue-move": ("transfer", "Move jobs between two queues, on any transports"),
     "queue-process": ("process", "Process the jobs in a queue"),
     "stdin-info": ("stdin", "Show the environment of the packet on stdin"),
     "stdin-payload": ("stdin", "Write the payload of the packet on stdin to stdout"),
@@ -41,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-uuid": ("misc", "Print a random (version 4) UUID"),
     "gen-filename": ("misc", "Print a fresh fspl-UUID.fspl job file name"),
     "show-license": ("misc", "Show the license"),
+    "transports": ("transports", "List the registered transports and their capabilities"),
 }
 
 

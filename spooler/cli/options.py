@@ -56,16 +56,21 @@ def registry() -> tuple[dict[str, click.Command], Callable[..., Callable[[F], cl
     return table, command
 
 
-def _store_transport_options(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> None:
+def parse_pairs(values: tuple[str, ...]) -> dict[str, str]:
+    """``("k=v", …)`` → ``{"k": "v"}``; a usage error for anything else."""
     parsed: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
         parsed[key.strip()] = value
-    ctx.meta["fspl.transport_options"] = parsed
+    return parsed
+
+
+def _store_transport_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> None:
+    ctx.meta["fspl.transport_options"] = parse_pairs(values)
 
 
 def queuedir(func: F) -> F:
