@@ -49,6 +49,19 @@ def build_argv(opts: RunOptions, job_params: Sequence[bytes]) -> list[bytes]:
     return argv
 
 
+_base_env: dict[bytes, bytes] | None = None
+
+
+def _environment(pairs: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """fspl's own environment plus the job's; the copy is made once per process."""
+    global _base_env
+    if _base_env is None:
+        _base_env = dict(os.environb)
+    env = dict(_base_env)
+    env.update(pairs)
+    return env
+
+
 def run_command(
     argv: list[bytes],
     env_pairs: Sequence[tuple[bytes, bytes]],
@@ -57,8 +70,7 @@ def run_command(
     timeout: float | None,
 ) -> Outcome:
     """Run ``argv`` to completion; ``output`` receives stdout and stderr."""
-    env = dict(os.environb)
-    env.update(env_pairs)
+    env = _environment(env_pairs)
     _log.debug("Preparing to run %r with params %r", argv[0], argv[1:])
     own_group = timeout is not None
     try:

@@ -3,8 +3,12 @@
 The lock is an exclusive, non-blocking ``flock`` on ``NAME.lock``, the same
 primitive the reference uses, so the two programs exclude each other.  The
 value is replaced atomically: write ``NAME.temp``, fsync, rename over
-``NAME``, then fsync the directory so that the rename itself survives a crash
-(the reference stops before that last step).
+``NAME``.  On the sender side the directory is fsynced too (the reference
+stops before that step): a sequence advance lost in a power failure would
+hand out the same number twice, which the receiver rightly refuses as a
+duplicate.  On the receiver side a lost advance only means a job runs again,
+the window that exists anyway between a command's exit and the write, so
+the per-job directory fsync is not worth its cost there.
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ def parse_seq(text: str, origin: str) -> int:
 class SeqFile:
     """An open, locked sequence file: read and replace the next number."""
 
-    def __init__(self, path: str, lock_fd: int) -> None:
+    def __init__(self, path: str, lock_fd: int, sync_dir: bool = False) -> None:
         self.path = path
         self._lock_fd = lock_fd
+        self._sync_dir = sync_dir
 
     def read(self) -> int:
         _log.debug('Attempting to open file "%s"', self.path)
@@ -67,7 +72,8 @@ class SeqFile:
             finally:
                 os.close(fd)
             os.rename(temp, self.path)
-            fsync_dir(os.path.dirname(self.path))
+            if self._sync_dir:
+                fsync_dir(os.path.dirname(self.path))
         except OSError as exc:
             raise SpoolError(f'Writing "{self.path}": {describe_os_error(exc)}') from None
         _log.debug('Sequence %d written to "%s"', value, self.path)
@@ -110,7 +116,7 @@ def locked(path: str, create: bool = False) -> Iterator[SeqFile]:
                 "another process is using it"
             ) from None
         raise SpoolError(f'Locking "{lock_path}": {describe_os_error(exc)}') from None
-    seq = SeqFile(path, fd)
+    seq = SeqFile(path, fd, sync_dir=create)
     try:
         if create and not os.path.exists(path):
             seq.write(1)
