@@ -6,7 +6,7 @@ The CLI is a thin layer over these functions, so both behave identically::
 
     q = spooler.open_queue("/srv/queue")              # or s3://…, sftp://…
     q.init()
-    q.write(spooler.make_packet(b"payload", params=[b"x"], seqfile="~/.fspl-seq"))
+    q.write(spooler.make_packet(b"payload", params=[b"x"], seqfile="/var/lib/fspl-seq"))
     for job in q.listing():
         print(job.meta.seq, job.name)
     spooler.process(q, command=["tar", "-xf", "-"])   # or callback=fn
@@ -61,7 +61,7 @@ def header(
     when missing, advanced under its lock, and ``"-"`` means seq 1.
     """
     if seq is None:
-        seq = seqfile.take_next(os.path.expanduser(seqfile_path or "-"))
+        seq = seqfile.take_next(seqfile_path or "-")
     secs, nanos = ctime or now()
     return encode_header(Meta(seq, secs, nanos, Command() if cmd is None else cmd))
 

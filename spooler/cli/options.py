@@ -89,12 +89,19 @@ def queuedir(func: F) -> F:
     )(func)
 
 
-def open_queue(location: str, decoder: str | None = None) -> Queue:
-    """Open the ``-q`` queue with the ``-o`` options given to this command."""
+def open_queue(
+    location: str, decoder: str | None = None, transport_options: dict[str, str] | None = None
+) -> Queue:
+    """Open a queue for this command, closed with it.
+
+    ``transport_options`` default to the command's ``-o`` options.
+    """
     ctx = click.get_current_context()
-    return api.open_queue(
-        location, decoder=decoder, options=ctx.meta.get("fspl.transport_options", {})
-    )
+    if transport_options is None:
+        transport_options = ctx.meta.get("fspl.transport_options", {})
+    queue = api.open_queue(location, decoder=decoder, options=transport_options)
+    ctx.call_on_close(queue.transport.close)
+    return queue
 
 
 decoder = click.option(

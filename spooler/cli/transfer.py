@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import api
 from ..move import move_jobs
 from ..queue import Order
 from . import options
@@ -60,6 +59,6 @@ def queue_move(
     of SRC and other movers: workers can each pull jobs from a shared
     incoming queue with `queue-move -n 1 --order-by Timestamp`.
     """
-    source = api.open_queue(src, decoder=decoder, options=options.parse_pairs(from_options))
-    target = api.open_queue(dst, options=options.parse_pairs(to_options))
+    source = options.open_queue(src, decoder, options.parse_pairs(from_options))
+    target = options.open_queue(dst, None, options.parse_pairs(to_options))
     move_jobs(source, target, maxjobs=maxjobs, order_by=Order(order_by), keep=keep)
