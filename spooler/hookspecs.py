@@ -13,6 +13,7 @@ is loaded only when a URL needs it.  See docs/plugins.md for a walk-through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -33,6 +34,21 @@ def fspl_transports() -> list[TransportSpec]:
     per process, when the first queue location is resolved; must not import
     anything heavy.
     """
+
+
+def provide(*specs: TransportSpec) -> Callable[[], list[TransportSpec]]:
+    """An ``fspl_transports`` implementation returning ``specs``.
+
+    The one-liner for plugins that only declare transports::
+
+        fspl_transports = provide(TransportSpec(...))
+    """
+
+    @hookimpl
+    def fspl_transports() -> list[TransportSpec]:
+        return list(specs)
+
+    return fspl_transports
 
 
 @hookspec(firstresult=True)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from spooler.hookspecs import hookimpl
+from spooler.hookspecs import provide
 from spooler.transport import TransportSpec
 
-SPEC = TransportSpec(
-    name="fsspec",
-    schemes=("*", "memory"),
-    factory="spooler_plugins.fsspec.transport:FsspecTransport",
-    description="Any fsspec filesystem (memory://, gcs://, abfs://, …) by its URL",
-    install_hint="filespooler[fsspec]",
+fspl_transports = provide(
+    TransportSpec(
+        name="fsspec",
+        schemes=("*", "memory"),
+        factory="spooler_plugins.fsspec.transport:FsspecTransport",
+        description="Any fsspec filesystem (memory://, gcs://, abfs://, …) by its URL",
+        install_hint="filespooler[fsspec]",
+    )
 )
-
-
-@hookimpl
-def fspl_transports() -> list[TransportSpec]:
-    return [SPEC]

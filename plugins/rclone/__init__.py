@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from spooler.hookspecs import hookimpl
+from spooler.hookspecs import provide
 from spooler.transport import TransportSpec
 
-SPEC = TransportSpec(
-    name="rclone",
-    schemes=("rclone",),
-    factory="spooler_plugins.rclone.transport:RcloneTransport",
-    description="Any rclone remote (rclone:REMOTE:PATH), through the rclone binary",
-    install_hint="",
+fspl_transports = provide(
+    TransportSpec(
+        name="rclone",
+        schemes=("rclone",),
+        factory="spooler_plugins.rclone.transport:RcloneTransport",
+        description="Any rclone remote (rclone:REMOTE:PATH), through the rclone binary",
+        install_hint="",
+    )
 )
-
-
-@hookimpl
-def fspl_transports() -> list[TransportSpec]:
-    return [SPEC]

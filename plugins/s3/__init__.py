@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from spooler.hookspecs import hookimpl
+from spooler.hookspecs import provide
 from spooler.transport import TransportSpec
 
-SPEC = TransportSpec(
-    name="s3",
-    schemes=("s3", "s3a"),
-    factory="spooler_plugins.s3.transport:S3Transport",
-    description="Amazon S3 and S3-compatible object stores (s3://BUCKET/PREFIX)",
-    install_hint="filespooler[s3]",
+fspl_transports = provide(
+    TransportSpec(
+        name="s3",
+        schemes=("s3", "s3a"),
+        factory="spooler_plugins.s3.transport:S3Transport",
+        description="Amazon S3 and S3-compatible object stores (s3://BUCKET/PREFIX)",
+        install_hint="filespooler[s3]",
+    )
 )
-
-
-@hookimpl
-def fspl_transports() -> list[TransportSpec]:
-    return [SPEC]

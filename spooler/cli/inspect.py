@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..jobenv import job_environment, render_info, rfc3339_local
+from ..queue import Job, Queue
 from ..streams import copy_fd
 from . import options
 
@@ -22,14 +23,18 @@ def queue_ls(queuedir: str, decoder: str | None) -> None:
     options.emit("".join(rows))
 
 
+def _find(queuedir: str, job: str, decoder: str | None) -> tuple[Queue, Job]:
+    queue = options.open_queue(queuedir, decoder=decoder)
+    return queue, queue.find(options.parse_id(job))
+
+
 @command("queue-info")
 @options.queuedir
 @options.job_id
 @options.decoder
 def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
     """Print a job's environment, exactly as a processed command gets it."""
-    queue = options.open_queue(queuedir, decoder=decoder)
-    found = queue.find(options.parse_id(job))
+    queue, found = _find(queuedir, job, decoder)
     options.emit(render_info(job_environment(found.meta, queue.job_ref(found.name))))
 
 
@@ -39,8 +44,7 @@ def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
 @options.decoder
 def queue_payload(queuedir: str, job: str, decoder: str | None) -> None:
     """Write a job's payload to stdout."""
-    queue = options.open_queue(queuedir, decoder=decoder)
-    found = queue.find(options.parse_id(job))
+    queue, found = _find(queuedir, job, decoder)
     with queue.open(found.name) as source:
         copy_fd(source.fd, 1)
 
