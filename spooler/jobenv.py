@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .packet import Command, Meta
 
@@ -29,8 +30,13 @@ def rfc3339_utc(secs: int) -> str:
         return str(secs)
 
 
+@lru_cache(maxsize=4096)
 def rfc3339_local(secs: int) -> str:
-    """Local time with a numeric offset, e.g. ``2022-05-07T21:07:02-05:00``."""
+    """Local time with a numeric offset, e.g. ``2022-05-07T21:07:02-05:00``.
+
+    Cached: jobs sent in a burst share their second, and ``queue-ls`` formats
+    one per job.
+    """
     try:
         tm = time.localtime(secs)
     except (OverflowError, OSError, ValueError):

@@ -177,11 +177,17 @@ class Queue:
         if self.decoder is not None:
             return [job for job in map(self._scan_decoded, names) if job is not None]
         jobs = []
+        append = jobs.append
         for name, data in self.transport.read_prefixes(names, PREFIX_READ):
-            _log.debug('Queue scan reading header from "%s"', name)
+            if type(data) is bytes:  # the common case, kept tight for big queues
+                try:
+                    append(Job(name, parse_header(data).meta))
+                    continue
+                except HeaderError:
+                    pass
             meta = self._parse_prefix(name, data)
             if meta is not None:
-                jobs.append(Job(name, meta))
+                append(Job(name, meta))
         return jobs
 
     def _parse_prefix(self, name: str, data: bytes | OSError) -> Meta | None:
