@@ -78,6 +78,10 @@ def _jobs(transport: Transport) -> list[str]:
 class TransportSuite:
     """Mixin of conformance tests; subclass and provide ``queue_location``."""
 
+    #: False for storage that lives inside one process (``memory://``): the
+    #: command-line test, which runs ``fspl`` in a subprocess, is then skipped.
+    shared_between_processes = True
+
     # -- fixtures a plugin provides or may override ------------------------
     @pytest.fixture
     def queue_location(self) -> str:
@@ -288,6 +292,8 @@ class TransportSuite:
     def test_cli_write_ls_process(
         self, transport: Transport, queue_location: str, cli_env: dict[str, str]
     ) -> None:
+        if not self.shared_between_processes:
+            pytest.skip("storage is private to one process (shared_between_processes = False)")
         env = {**os.environ, **cli_env}
 
         def fspl(*args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:

@@ -1,0 +1,172 @@
+"""Queues on any fsspec filesystem (``memory://``, ``gcs://``, ``abfs://``…).
+
+The generic transport delivers, lists, inspects and deletes jobs through the
+fsspec API.  fsspec offers no atomic "create if absent" that holds across
+implementations, so a generic location cannot host the sequence lock: such
+queues are for delivery and inspection, and are processed after moving their
+jobs down with ``fspl queue-move`` (or through a transport with real
+conditional writes, like the S3 one built on this class).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, BinaryIO
+
+import fsspec
+
+from spooler import log
+from spooler.errors import SpoolError, TransportUnavailable
+from spooler.ids import new_job_name
+from spooler.streams import BUFSIZE
+from spooler.transport import Capability, SequenceState, Transport
+
+_log = log.get("spooler.fsspec")
+#: Keeps ``jobs/`` in existence on stores without directories; not a job name.
+PLACEHOLDER = ".fspl-keep"
+SEQ_NAME = "nextseq"
+
+
+def coerce_options(options: Mapping[str, str]) -> dict[str, Any]:
+    """``-o`` values are strings; give booleans and numbers their type."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        low = value.lower()
+        if low in ("true", "yes", "on"):
+            out[key] = True
+        elif low in ("false", "no", "off"):
+            out[key] = False
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    out[key] = value
+    return out
+
+
+def copy_stream(source: BinaryIO, out: BinaryIO) -> int:
+    total = 0
+    while chunk := source.read(BUFSIZE):
+        out.write(chunk)
+        total += len(chunk)
+    return total
+
+
+class FsspecTransport(Transport):
+    """A queue under a path of an fsspec filesystem."""
+
+    capabilities = frozenset({Capability.CONCURRENT_HEADERS})
+
+    def __init__(self, location: str, fs: fsspec.AbstractFileSystem, root: str) -> None:
+        super().__init__(location)
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.jobs = f"{self.root}/jobs"
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, str]) -> FsspecTransport:
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **coerce_options(options))
+        except ImportError as exc:
+            raise TransportUnavailable(f"{url}: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise SpoolError(f"{url}: {exc}") from None
+        return cls(url, fs, root)
+
+    def path(self, name: str) -> str:
+        return f"{self.jobs}/{name}"
+
+    # -- jobs ------------------------------------------------------------
+    def list_names(self) -> list[str]:
+        self.fs.invalidate_cache(self.jobs)
+        try:
+            entries = self.fs.ls(self.jobs, detail=False)
+        except FileNotFoundError:
+            raise SpoolError(f'Reading queue directory "{self.location}/jobs": not found') from None
+        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
+
+    def open_job(self, name: str) -> BinaryIO:
+        return self.fs.open(self.path(name), "rb")
+
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        """One ``cat_ranges`` call: concurrent ranged reads on async stores."""
+        todo = list(names)
+        if not todo:
+            return
+        paths = [self.path(n) for n in todo]
+        results = self.fs.cat_ranges(paths, [0] * len(paths), [size] * len(paths))
+        for name, result in zip(todo, results, strict=True):
+            if isinstance(result, bytes | OSError):
+                yield name, result
+            else:
+                yield name, OSError(f"{name}: {result}")
+
+    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
+        """Write a temporary name outside the job pattern, then move it."""
+        name = name or new_job_name()
+        final, temp = self.path(name), self.path(f"tmp-{name}.tmp")
+        if self.fs.exists(final):
+            raise FileExistsError(final)
+        try:
+            with self.fs.open(temp, "wb") as out:
+                copy_stream(source, out)
+            if self.fs.exists(final):  # best effort: fsspec has no create-only move
+                raise FileExistsError(final)
+            self.fs.mv(temp, final)
+        except BaseException:
+            self._remove_quietly(temp)
+            raise
+        return name
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except Exception:  # cleanup must not mask the original error
+            pass
+
+    def delete(self, name: str) -> None:
+        self.fs.rm_file(self.path(name))
+
+    def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
+        return self._spooled_upload(self.path(name))
+
+    @contextmanager
+    def _spooled_upload(self, path: str) -> Iterator[BinaryIO]:
+        """A local temporary file (real descriptor) uploaded when closed."""
+        with tempfile.TemporaryFile() as spool:
+            yield spool  # type: ignore[misc]
+            spool.flush()
+            spool.seek(0)
+            with self.fs.open(path, "wb") as out:
+                copy_stream(spool, out)  # type: ignore[arg-type]
+
+    # -- queue structure and sequence -------------------------------------
+    def _exists(self) -> bool:
+        self.fs.invalidate_cache(self.root)
+        return bool(self.fs.exists(self.root) and self.fs.ls(self.root, detail=False))
+
+    def init(self, append_only: bool = False) -> None:
+        if self._exists():
+            raise SpoolError(f'Queue "{self.location}" already exists')
+        self.fs.makedirs(self.jobs, exist_ok=True)
+        self.fs.pipe_file(self.path(PLACEHOLDER), b"")
+        if not append_only:
+            self.fs.pipe_file(f"{self.root}/{SEQ_NAME}", b"1\n")
+
+    def is_append_only(self) -> bool:
+        return not self.fs.exists(f"{self.root}/{SEQ_NAME}")
+
+    def lock_sequence(self) -> AbstractContextManager[SequenceState]:
+        if self.is_append_only():
+            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
+        raise SpoolError(
+            f"{type(self.fs).__name__} offers no atomic create, so {self.location} cannot be "
+            "processed in place; move its jobs to a local queue with 'fspl queue-move'"
+        )

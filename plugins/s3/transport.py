@@ -1,0 +1,382 @@
+"""Queues in S3 buckets (s3://BUCKET/PREFIX), on s3fs, with conditional writes.
+
+S3 has no rename and no directories, but it has what a spool needs:
+
+* **create-only writes**: ``PutObject`` and ``CompleteMultipartUpload`` with
+  ``If-None-Match: *`` never replace an object, and a multipart upload
+  becomes visible only when completed, so a job appears under its
+  ``fspl-*.fspl`` key only when whole;
+* **compare-and-swap**: ``If-Match: ETAG`` on ``PutObject`` and
+  ``DeleteObject``, which carries the sequence number and the lease.
+
+Processing in place takes a *lease*: the object ``nextseq.lease`` created
+with ``If-None-Match: *`` (JSON: owner token, host, pid, expiry), renewed by
+a heartbeat thread while held.  A lease whose expiry has passed (plus a grace
+period for clock skew) may be broken by anyone, but only with a conditional
+delete on the stale lease's ETag, so two breakers cannot both win.  The
+sequence is advanced with ``If-Match`` on the ETag we last read; a mismatch
+means someone else changed it and processing stops.  See
+docs/transports/s3.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+import s3fs
+from fsspec.asyn import sync
+from spooler_plugins.fsspec.transport import (
+    PLACEHOLDER,
+    SEQ_NAME,
+    FsspecTransport,
+    coerce_options,
+)
+
+from spooler import log
+from spooler.errors import LockError, SpoolError
+from spooler.ids import new_job_name, uuid4_text
+from spooler.seqfile import parse_seq
+from spooler.transport import Capability
+
+_log = log.get("spooler.s3")
+PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; 8 keeps memory and requests low
+LEASE_NAME = "nextseq.lease"
+DEFAULT_TTL = 60.0
+GRACE = 5.0  # tolerated clock skew when judging someone else's lease
+
+
+def _error_code(exc: BaseException) -> str:
+    """The S3 error code behind an exception translated by s3fs."""
+    cause = exc.__cause__ or exc
+    response = getattr(cause, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    return _error_code(exc) in ("PreconditionFailed", "412") or isinstance(exc, FileExistsError)
+
+
+class S3Transport(FsspecTransport):
+    """A queue under ``s3://BUCKET/PREFIX``."""
+
+    capabilities = frozenset(
+        {Capability.PROCESS, Capability.CREATE_ONLY, Capability.CONCURRENT_HEADERS}
+    )
+
+    def __init__(
+        self, location: str, fs: s3fs.S3FileSystem, root: str, lease_ttl: float = DEFAULT_TTL
+    ) -> None:
+        super().__init__(location, fs, root)
+        self.bucket, _, self.prefix = self.root.partition("/")
+        if not self.bucket:
+            raise SpoolError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
+        self.lease_ttl = lease_ttl
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, str]) -> S3Transport:
+        opts = coerce_options(options)
+        ttl = float(opts.pop("lease_ttl", DEFAULT_TTL))
+        opts.setdefault("client_kwargs", {})
+        endpoint = opts.pop("endpoint_url", None) or os.environ.get(
+            "AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL")
+        )
+        if endpoint:
+            opts["endpoint_url"] = endpoint
+        region = opts.pop("region", None)
+        if region:
+            opts["client_kwargs"]["region_name"] = region
+        profile = opts.pop("profile", None) or os.environ.get("AWS_PROFILE")
+        if profile:
+            opts["profile"] = profile
+        try:
+            fs = s3fs.S3FileSystem(**opts)
+        except (TypeError, ValueError) as exc:
+            raise SpoolError(f"{url}: bad S3 options: {exc}") from None
+        root = url.split("://", 1)[1]
+        return cls(url, fs, root, ttl)
+
+    # -- helpers ----------------------------------------------------------
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """Call the S3 API; turn transport failures into one-line errors."""
+        with self._errors(method):
+            return self.fs.call_s3(method, Bucket=self.bucket, **kwargs)
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        """A small object's body and the ETag of exactly that body."""
+
+        async def fetch() -> tuple[bytes, str]:
+            reply = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key)
+            async with reply["Body"] as body:
+                return await body.read(), reply["ETag"]
+
+        with self._errors("get_object"):
+            return sync(self.fs.loop, fetch)
+
+    @contextmanager
+    def _errors(self, method: str) -> Iterator[None]:
+        try:
+            yield
+        except (FileNotFoundError, FileExistsError, PermissionError):
+            raise
+        except OSError as exc:
+            if _precondition_failed(exc):
+                raise
+            raise SpoolError(f"{self.location}: S3 {method} failed: {exc}") from None
+        except Exception as exc:  # botocore/aiohttp errors: endpoint, credentials
+            raise SpoolError(f"{self.location}: S3 {method} failed: {exc}") from None
+
+    # -- delivery ---------------------------------------------------------
+    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
+        """Streamed, create-only upload: visible only when complete."""
+        name = name or new_job_name()
+        key = self.key(f"jobs/{name}")
+        progress = _Progress(name)
+        first = _read_part(source)
+        try:
+            if len(first) < PART_SIZE:
+                self.call("put_object", Key=key, Body=first, IfNoneMatch="*")
+            else:
+                self._multipart(key, first, source, progress)
+        except OSError as exc:
+            if _precondition_failed(exc):
+                raise FileExistsError(f"{self.location}/jobs/{name} exists") from None
+            raise
+        finally:
+            progress.done()
+        return name
+
+    def _multipart(self, key: str, first: bytes, source: BinaryIO, progress: _Progress) -> None:
+        upload = self.call("create_multipart_upload", Key=key)["UploadId"]
+        try:
+            parts, data, number = [], first, 1
+            while data:
+                etag = self.call(
+                    "upload_part", Key=key, UploadId=upload, PartNumber=number, Body=data
+                )["ETag"]
+                parts.append({"ETag": etag, "PartNumber": number})
+                progress.add(len(data))
+                number += 1
+                data = _read_part(source)
+            self.call(
+                "complete_multipart_upload",
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        except BaseException:
+            # S3 keeps a failed or refused upload's parts (and bills them)
+            # until it is aborted, even after a 412 on completion.
+            try:
+                self.call("abort_multipart_upload", Key=key, UploadId=upload)
+            except Exception as exc:
+                _log.warn("Could not abort multipart upload %s: %s", upload, exc)
+            raise
+
+    # -- queue structure ------------------------------------------------------
+    def init(self, append_only: bool = False) -> None:
+        try:
+            self.fs.invalidate_cache()
+            existing = self.call("list_objects_v2", Prefix=self.key(""), MaxKeys=1)
+        except FileNotFoundError:
+            raise SpoolError(f"{self.location}: no such bucket {self.bucket!r}") from None
+        if existing.get("KeyCount"):
+            raise SpoolError(f'Queue "{self.location}" already exists')
+        self.call("put_object", Key=self.key(f"jobs/{PLACEHOLDER}"), Body=b"", IfNoneMatch="*")
+        if not append_only:
+            self.call("put_object", Key=self.key(SEQ_NAME), Body=b"1\n", IfNoneMatch="*")
+
+    def is_append_only(self) -> bool:
+        try:
+            self.call("head_object", Key=self.key(SEQ_NAME))
+        except FileNotFoundError:
+            return True
+        return False
+
+    # -- the lease and the sequence ----------------------------------------------
+    @contextmanager
+    def lock_sequence(self) -> Iterator[_S3Sequence]:  # type: ignore[override]
+        if self.is_append_only():
+            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
+        lease = _Lease(self)
+        lease.acquire()
+        try:
+            yield _S3Sequence(self, lease)
+        finally:
+            lease.release()
+
+
+class _Lease:
+    """The processing lease: created exclusively, renewed, released."""
+
+    def __init__(self, transport: S3Transport) -> None:
+        self.t = transport
+        self.key = transport.key(LEASE_NAME)
+        self.token = uuid4_text()
+        self.etag = ""
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        now = time.time()
+        return json.dumps(
+            {
+                "owner": self.token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "acquired": now,
+                "expires": now + self.t.lease_ttl,
+            }
+        ).encode()
+
+    def acquire(self) -> None:
+        for _ in range(2):
+            try:
+                reply = self.t.call("put_object", Key=self.key, Body=self._body(), IfNoneMatch="*")
+            except OSError as exc:
+                if not _precondition_failed(exc):
+                    raise
+                if not self._break_if_stale():
+                    raise LockError(self._describe_holder()) from None
+                continue
+            self.etag = reply["ETag"]
+            self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="fspl-lease")
+            self._beat.start()
+            return
+        raise LockError(f"{self.t.location}: lost the race for the lease; try again")
+
+    def _current(self) -> tuple[dict[str, Any], str] | None:
+        try:
+            body, etag = self.t.get(self.key)
+        except FileNotFoundError:
+            return None
+        try:
+            return json.loads(body), etag
+        except ValueError:
+            return {}, etag
+
+    def _break_if_stale(self) -> bool:
+        """Delete an expired lease, conditionally on its ETag; True if gone."""
+        current = self._current()
+        if current is None:
+            return True
+        doc, etag = current
+        if float(doc.get("expires", 0)) + GRACE > time.time():
+            return False
+        _log.warn("Breaking expired lease of %s (pid %s)", doc.get("host"), doc.get("pid"))
+        try:
+            self.t.call("delete_object", Key=self.key, IfMatch=etag)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if not _precondition_failed(exc):
+                raise
+            return False  # someone renewed or broke it first
+        return True
+
+    def _describe_holder(self) -> str:
+        current = self._current()
+        doc = current[0] if current else {}
+        left = float(doc.get("expires", 0)) - time.time()
+        return (
+            f"{self.t.location} is being processed by {doc.get('host', '?')} "
+            f"(pid {doc.get('pid', '?')}); its lease expires in {max(left, 0):.0f} s"
+        )
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.t.lease_ttl / 3):
+            try:
+                reply = self.t.call(
+                    "put_object", Key=self.key, Body=self._body(), IfMatch=self.etag
+                )
+                self.etag = reply["ETag"]
+            except Exception as exc:
+                _log.error("Lease renewal failed: %s", exc)
+                self.lost.set()
+                return
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise SpoolError(f"{self.t.location}: the processing lease was lost; stopping")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        if self.lost.is_set():
+            return
+        try:
+            self.t.call("delete_object", Key=self.key, IfMatch=self.etag)
+        except Exception as exc:
+            _log.warn("Could not release the lease: %s", exc)
+
+
+class _S3Sequence:
+    """``nextseq`` read with its ETag and replaced by compare-and-swap."""
+
+    def __init__(self, transport: S3Transport, lease: _Lease) -> None:
+        self.t = transport
+        self.lease = lease
+        self.key = transport.key(SEQ_NAME)
+        self.etag = ""
+
+    def read(self) -> int:
+        body, self.etag = self.t.get(self.key)
+        return parse_seq(body.decode("ascii", "replace"), self.t.location)
+
+    def write(self, value: int) -> None:
+        self.lease.check()
+        if not self.etag:
+            self.read()
+        try:
+            reply = self.t.call("put_object", Key=self.key, Body=b"%d\n" % value, IfMatch=self.etag)
+        except OSError as exc:
+            if _precondition_failed(exc):
+                raise SpoolError(
+                    f"{self.t.location}: nextseq was changed by someone else; stopping"
+                ) from None
+            raise
+        self.etag = reply["ETag"]
+
+
+def _read_part(source: BinaryIO) -> bytes:
+    """Up to PART_SIZE bytes: the only payload memory a delivery holds."""
+    chunks, size = [], 0
+    while size < PART_SIZE:
+        chunk = source.read(PART_SIZE - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+class _Progress:
+    """Bytes uploaded, on stderr, only when stderr is a terminal."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent = 0
+        self.enabled = sys.stderr.isatty()
+
+    def add(self, size: int) -> None:
+        self.sent += size
+        if self.enabled:
+            sys.stderr.write(f"\r{self.name}: {self.sent / 1048576:.0f} MiB uploaded")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.sent:
+            sys.stderr.write("\n")

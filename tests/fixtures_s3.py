@@ -1,0 +1,76 @@
+"""A real S3 API (moto's server) on 127.0.0.1, one per test session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    env: dict[str, str]
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+
+    def new_bucket(self) -> str:
+        name = f"fspl-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, with credentials in the env."""
+    pytest.importorskip("moto.server", reason="moto[s3,server] is not installed")
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    saved = {k: os.environ.get(k) for k in [*env, "AWS_CA_BUNDLE", "AWS_PROFILE"]}
+    os.environ.update(env)
+    # This machine points AWS_CA_BUNDLE at a bundle; the plain-http server needs none.
+    os.environ.pop("AWS_CA_BUNDLE", None)
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        yield S3Server(env["AWS_ENDPOINT_URL"], env)
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket (state never leaks between tests)."""
+    return s3_server.new_bucket()

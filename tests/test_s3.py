@@ -1,0 +1,291 @@
+"""The S3 and generic fsspec transports, against moto's real S3 server."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Runner, jobs_in
+from fixtures_s3 import S3Server
+
+from spooler.api import open_queue, process
+from spooler.errors import LockError, SpoolError
+from spooler.testing import TransportSuite, build_packet
+
+pytest.importorskip("s3fs")
+
+
+class TestS3Conformance(TransportSuite):
+    @pytest.fixture
+    def queue_location(self, bucket: str) -> str:
+        return f"s3://{bucket}/spool/q"
+
+
+class TestMemoryConformance(TransportSuite):
+    shared_between_processes = False
+
+    @pytest.fixture
+    def queue_location(self, tmp_path: Path) -> str:
+        return f"memory://fspl-tests/{tmp_path.name}/q"
+
+
+def objects(server: S3Server, bucket: str) -> list[str]:
+    listing = server.client().list_objects_v2(Bucket=bucket)
+    return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+
+def uploads(server: S3Server, bucket: str) -> list[str]:
+    return [
+        u["Key"] for u in server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    ]
+
+
+def test_every_command_on_a_bucket(
+    ours: Runner, ref: Runner, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    url = f"s3://{bucket}/backups/q"
+    assert ours("queue-init", "-q", url).returncode == 0
+    assert ours("queue-init", "-q", url).returncode == 1  # exists
+    seq = tmp_path / "seq"
+    packets = [
+        ours("prepare", "-s", seq, "-i", "-", "--", f"p{i}", input=b"job %d\n" % i).stdout
+        for i in (1, 2, 3)
+    ]
+    for packet in (packets[2], packets[0], packets[1]):  # out of order
+        assert ours("queue-write", "-q", url, input=packet).returncode == 0
+    listing = ours("queue-ls", "-q", url)
+    assert [r.split()[0] for r in listing.out.splitlines()[1:]] == ["1", "2", "3"]
+    info = ours("queue-info", "-q", url, "-j", "2")
+    assert "FSPL_PARAM_1=p2\n" in info.out and f"FSPL_JOB_QUEUEDIR={url}\n" in info.out
+    assert ours("queue-payload", "-q", url, "-j", "3").stdout == b"job 3\n"
+    assert ours("queue-get-next", "-q", url).out == "1\n"
+    status = ours("queue-status", "-q", url)
+    assert "next: 1" in status.out and "jobs: 3" in status.out
+    done = ours("queue-process", "-q", url, "-n", "2", "--output-to", "SaveBoth", "cat")
+    assert done.returncode == 0, done.err
+    assert ours("queue-get-next", "-q", url).out == "3\n"
+    keys = objects(s3_server, bucket)
+    assert sum(k.endswith(".fspl.out") for k in keys) == 2
+    assert ours("queue-set-next", "-q", url, "3").returncode == 0
+    assert ours("queue-process", "-q", url, "cat").stdout == b"job 3\n"
+    # Interop: what remains can be copied down and read by the reference.
+    assert ours("queue-write", "-q", url, input=packets[0]).returncode == 0
+    local = tmp_path / "local"
+    ref("queue-init", "-q", local)
+    client = s3_server.client()
+    for key in objects(s3_server, bucket):
+        name = key.rsplit("/", 1)[-1]
+        if name.startswith("fspl-") and name.endswith(".fspl"):
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            (local / "jobs" / name).write_bytes(body)
+    assert ref("queue-process", "-q", local, "cat").stdout == b"job 1\n"
+
+
+def test_append_only_bucket_queue(ours: Runner, bucket: str, s3_server: S3Server) -> None:
+    url = f"s3://{bucket}/ao"
+    assert ours("queue-init", "-q", url, "--append-only").returncode == 0
+    assert objects(s3_server, bucket) == ["ao/jobs/.fspl-keep"]
+    assert (
+        ours("queue-write", "-q", url, input=ours("prepare-nop", "-s", "-").stdout).returncode == 0
+    )
+    assert ours("queue-ls", "-q", url).out.count("\n") == 2
+    refused = ours("queue-process", "-q", url, "true")
+    assert refused.returncode == 1 and "append-only" in refused.err
+
+
+def test_queue_move_down_from_bucket(ours: Runner, bucket: str, tmp_path: Path) -> None:
+    url = f"s3://{bucket}/in"
+    ours("queue-init", "-q", url, "--append-only")
+    for i in (2, 1):
+        packet = ours("prepare", "-s", tmp_path / f"s{i}", "-i", "-", input=b"%d" % i).stdout
+        ours("queue-write", "-q", url, input=packet)
+    local = tmp_path / "local"
+    ours("queue-init", "-q", local)
+    assert ours("queue-move", url, local).returncode == 0
+    assert ours("queue-ls", "-q", url).out.count("\n") == 1
+    assert len(jobs_in(local)) == 2
+
+
+def test_large_multipart_delivery(s3_server: S3Server, bucket: str) -> None:
+    queue = open_queue(f"s3://{bucket}/big")
+    queue.init()
+    payload = os.urandom(20 * 1024 * 1024 + 123)  # three parts
+    name = queue.write(build_packet(1, payload))
+    with queue.open(name) as source:
+        received = bytearray()
+        while chunk := os.read(source.fd, 1 << 20):
+            received += chunk
+    assert bytes(received) == payload
+    assert uploads(s3_server, bucket) == []
+
+
+def test_failed_multipart_upload_is_aborted(s3_server: S3Server, bucket: str) -> None:
+    queue = open_queue(f"s3://{bucket}/q")
+    queue.init()
+
+    class Broken(io.RawIOBase):
+        sent = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf) -> int:
+            if self.sent > 12 * 1024 * 1024:
+                raise OSError("connection cut")
+            n = len(buf)
+            buf[:n] = b"x" * n
+            self.sent += n
+            return n
+
+    with pytest.raises(OSError, match="connection cut"):
+        queue.write(io.BufferedReader(Broken()))
+    assert uploads(s3_server, bucket) == []
+    assert [k for k in objects(s3_server, bucket) if k.endswith(".fspl")] == []
+
+
+def test_refused_completion_leaves_no_orphan(s3_server: S3Server, bucket: str) -> None:
+    queue = open_queue(f"s3://{bucket}/q")
+    queue.init()
+    data = build_packet(1, b"z" * (9 * 1024 * 1024))
+    name = queue.write(data)
+    with pytest.raises(FileExistsError):
+        queue.transport.deliver(io.BytesIO(data), name=name)  # create-only, multipart
+    with pytest.raises(FileExistsError):
+        queue.transport.deliver(io.BytesIO(b"small"), name=name)  # create-only, single put
+    assert uploads(s3_server, bucket) == []
+
+
+def test_writer_killed_mid_upload(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
+    url = f"s3://{bucket}/q"
+    queue = open_queue(url)
+    queue.init()
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "spooler", "queue-write", "-q", url], stdin=subprocess.PIPE
+    )
+    assert writer.stdin is not None
+    writer.stdin.write(build_packet(1, b"a" * (10 * 1024 * 1024)))  # one part out, then stall
+    writer.stdin.flush()
+    time.sleep(1.5)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert [k for k in objects(s3_server, bucket) if k.endswith(".fspl")] == []
+    assert queue.listing() == []
+
+
+def test_concurrent_writers(bucket: str) -> None:
+    queue = open_queue(f"s3://{bucket}/q")
+    queue.init()
+    names: list[str] = []
+    threads = [
+        threading.Thread(target=lambda i=i: names.append(queue.write(build_packet(i))))
+        for i in range(1, 11)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(names)) == 10
+    assert [job.meta.seq for job in queue.listing()] == list(range(1, 11))
+
+
+def test_lease_contention_and_expiry(ours: Runner, bucket: str) -> None:
+    url = f"s3://{bucket}/q"
+    first = open_queue(url, options={"lease_ttl": "2"})
+    first.init()
+    with first.transport.lock_sequence():
+        with (
+            pytest.raises(LockError, match="being processed"),
+            open_queue(url).transport.lock_sequence(),
+        ):
+            pass
+        blocked = ours("queue-process", "-q", url, "true")
+        assert blocked.returncode == 1 and "being processed" in blocked.err
+        time.sleep(1.5)  # the heartbeat keeps renewing: still held
+        with pytest.raises(LockError), open_queue(url).transport.lock_sequence():
+            pass
+    # A holder that died: its lease expires and is broken.
+    dead = open_queue(url, options={"lease_ttl": "1"}).transport
+    lease_key = dead.key("nextseq.lease")
+    dead.call(
+        "put_object",
+        Key=lease_key,
+        IfNoneMatch="*",
+        Body=b'{"owner": "x", "host": "gone", "pid": 1, "expires": 0}',
+    )
+    with open_queue(url).transport.lock_sequence() as state:
+        assert state.read() == 1
+
+
+def test_two_processors_never_run_a_job_twice(bucket: str, tmp_path: Path) -> None:
+    url = f"s3://{bucket}/q"
+    queue = open_queue(url)
+    queue.init()
+    for seq in range(1, 7):
+        queue.write(build_packet(seq, b"%d\n" % seq))
+    log = tmp_path / "runs"
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        for _ in range(10):
+            try:
+                process(open_queue(url), command=["sh", "-c", f"cat >> {log}; sleep 0.05"])
+            except (LockError, SpoolError) as exc:
+                errors.append(exc)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(log.read_text().split()) == [str(i) for i in range(1, 7)]
+    assert all(isinstance(e, LockError) for e in errors)
+
+
+def test_sequence_compare_and_swap(bucket: str) -> None:
+    url = f"s3://{bucket}/q"
+    open_queue(url).init()
+    with open_queue(url).transport.lock_sequence() as state:
+        assert state.read() == 1
+        other = open_queue(url).transport
+        other.call("put_object", Key=other.key("nextseq"), Body=b"7\n")  # interference
+        with pytest.raises(SpoolError, match="changed by someone else"):
+            state.write(2)
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("s3://no-such-bucket-fspl/q", "no such bucket"),
+        ("gcs://bucket/q", "gcs"),
+        ("nosuchproto-fspl://x/q", "protocol not known"),
+    ],
+)
+def test_bad_locations_are_one_line_errors(
+    ours: Runner, s3_server: S3Server, location: str, message: str
+) -> None:
+    result = ours("queue-init", "-q", location)
+    assert result.returncode == 1
+    assert result.err.count("\n") == 1 and result.err.startswith("Error: ")
+    assert message.lower() in result.err.lower()
+    assert "Traceback" not in result.err
+
+
+def test_unreachable_endpoint(ours: Runner, s3_server: S3Server) -> None:
+    result = ours(
+        "queue-ls",
+        "-q",
+        "s3://bucket/q",
+        "-o",
+        "endpoint_url=http://127.0.0.1:9",
+        env={"AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert result.returncode == 1 and result.err.startswith("Error: ")
+    assert "Traceback" not in result.err
