@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""S3 transport benchmarks against a moto S3 server on 127.0.0.1.
+
+1. ``fspl queue-write -q s3://…`` of a 1 GiB packet vs boto3's own
+   ``upload_file`` of the same bytes to the same server, same run
+   (target ≤ 1.2×), with the peak RSS of ours (target ≤ 64 MiB).
+2. ``fspl queue-ls`` of 2,000 jobs in a bucket queue (absolute time: there
+   is no reference to compare with).
+
+    python benchmarks/bench_s3.py [--quick] [--ours PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import measure
+
+BOTO_UPLOAD = """
+import sys, boto3
+boto3.client("s3").upload_file(sys.argv[1], sys.argv[2], sys.argv[3])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
+    args = parser.parse_args()
+    port = free_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    os.environ.update(env)
+    os.environ.pop("AWS_CA_BUNDLE", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import boto3
+
+        for _ in range(100):
+            try:
+                boto3.client("s3").create_bucket(Bucket="fspl-bench")
+                break
+            except Exception:
+                time.sleep(0.1)
+        size = (64 << 20) if args.quick else (1 << 30)
+        with tempfile.TemporaryDirectory() as work:
+            packet = Path(work, "packet")
+            with open(packet, "wb") as fh:
+                subprocess.run([args.ours, "prepare", "-s", "-"], stdout=fh, check=True)
+                block = os.urandom(1 << 20)
+                for _ in range(size >> 20):
+                    fh.write(block)
+            url = "s3://fspl-bench/q"
+            subprocess.run([args.ours, "queue-init", "-q", url], check=True)
+            ours = measure([args.ours, "queue-write", "-q", url], 3, stdin=str(packet))
+            boto = measure(
+                [sys.executable, "-c", BOTO_UPLOAD, str(packet), "fspl-bench", "boto/x"], 3
+            )
+            print(
+                f"| queue-write {size >> 20} MiB to S3 | {ours.seconds:.2f} s | boto3 upload_file "
+                f"{boto.seconds:.2f} s | {ours.seconds / boto.seconds:.2f}× | ≤ 1.2× | "
+                f"{ours.max_rss_kib / 1024:.0f} MiB (boto3 {boto.max_rss_kib / 1024:.0f} MiB) |"
+            )
+            count = 200 if args.quick else 2000
+            lsq = "s3://fspl-bench/ls"
+            subprocess.run([args.ours, "queue-init", "-q", lsq, "--append-only"], check=True)
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            import spooler
+
+            queue = spooler.open_queue(lsq)
+            for seq in range(1, count + 1):
+                queue.write(spooler.make_packet(seq=seq, env=()))
+            listing = measure([args.ours, "queue-ls", "-q", lsq], 3)
+            print(
+                f"| queue-ls of {count:,} bucket jobs | {listing.seconds:.2f} s | | | | "
+                f"{listing.max_rss_kib / 1024:.0f} MiB |"
+            )
+    finally:
+        server.terminate()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
