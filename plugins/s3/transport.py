@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from collections import deque
@@ -45,6 +44,7 @@ from spooler_plugins.fsspec.transport import (
 from spooler import log
 from spooler.errors import LockError, SpoolError
 from spooler.ids import new_job_name, uuid4_text
+from spooler.progress import Progress
 from spooler.seqfile import parse_seq
 from spooler.transport import Capability
 
@@ -144,7 +144,7 @@ class S3Transport(FsspecTransport):
         """Streamed, create-only upload: visible only when complete."""
         name = name or new_job_name()
         key = self.key(f"jobs/{name}")
-        progress = _Progress(name)
+        progress = Progress(name)
         first = _read_part(source)
         try:
             if len(first) < PART_SIZE:
@@ -159,7 +159,7 @@ class S3Transport(FsspecTransport):
             progress.done()
         return name
 
-    def _multipart(self, key: str, first: bytes, source: BinaryIO, progress: _Progress) -> None:
+    def _multipart(self, key: str, first: bytes, source: BinaryIO, progress: Progress) -> None:
         """Upload parts PARALLEL at a time: memory stays (PARALLEL + 1) parts."""
         upload = self.call("create_multipart_upload", Key=key)["UploadId"]
 
@@ -374,22 +374,3 @@ def _read_part(source: BinaryIO) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
-
-
-class _Progress:
-    """Bytes uploaded, on stderr, only when stderr is a terminal."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.sent = 0
-        self.enabled = sys.stderr.isatty()
-
-    def add(self, size: int) -> None:
-        self.sent += size
-        if self.enabled:
-            sys.stderr.write(f"\r{self.name}: {self.sent / 1048576:.0f} MiB uploaded")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.sent:
-            sys.stderr.write("\n")

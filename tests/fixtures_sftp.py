@@ -1,0 +1,124 @@
+"""A real OpenSSH sshd on 127.0.0.1 with its own keys, config and known_hosts."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class SSHServer:
+    host: str
+    port: int
+    user: str
+    client_key: Path
+    known_hosts: Path
+    host_key_pub: Path
+    dir: Path
+    process: subprocess.Popen[bytes]
+
+    def write_config(self, path: Path, alias: str = "backupsrv") -> Path:
+        """An ssh config with a Host alias pointing at this server."""
+        path.write_text(
+            f"Host {alias}\n"
+            f"  HostName {self.host}\n"
+            f"  Port {self.port}\n"
+            f"  User {self.user}\n"
+            f"  IdentityFile {self.client_key}\n"
+            f"  UserKnownHostsFile {self.known_hosts}\n"
+        )
+        return path
+
+    def url(self, path: str, alias: str = "backupsrv") -> str:
+        return f"sftp://{alias}{path}"
+
+    def children(self) -> list[int]:
+        """PIDs of the per-connection sshd processes."""
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(pid) for pid in out.split()]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_sshd(work: Path) -> SSHServer:
+    """Start sshd on a free loopback port with fresh keys under ``work``."""
+    host_key, client_key = work / "host_ed25519", work / "client_ed25519"
+    for key in (host_key, client_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (work / "authorized_keys").write_text((work / "client_ed25519.pub").read_text())
+    port = _free_port()
+    config = work / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"AuthorizedKeysFile {work}/authorized_keys\nPidFile {work}/sshd.pid\n"
+        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"sshd did not start: {err}") from None
+            time.sleep(0.1)
+    known = work / "known_hosts"
+    pub = (work / "host_ed25519.pub").read_text().split()
+    known.write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")
+    return SSHServer(
+        "127.0.0.1",
+        port,
+        getpass.getuser(),
+        client_key,
+        known,
+        work / "host_ed25519.pub",
+        work,
+        proc,
+    )
+
+
+def stop_sshd(server: SSHServer) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
+    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+        if os.environ.get("CI"):
+            pytest.fail("openssh-server is missing: SFTP tests must run in CI")
+        pytest.skip("openssh-server is not installed")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        stop_sshd(server)
+
+
+@pytest.fixture
+def ssh_env(sshd: SSHServer, tmp_path: Path) -> dict[str, str]:
+    """Environment for fspl: an ssh config naming the server as 'backupsrv'."""
+    config = sshd.write_config(tmp_path / "ssh_config")
+    return {"FSPL_SSH_CONFIG": str(config)}
