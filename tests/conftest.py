@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REFERENCE = "/usr/bin/fspl"
-pytest_plugins = ["fixtures_s3", "fixtures_sftp"]
+pytest_plugins = ["fixtures_s3", "fixtures_sftp", "fixtures_rclone"]
 
 
 @dataclass

@@ -1,16 +1,28 @@
-"""Any rclone remote (rclone:REMOTE:PATH), through the rclone binary"""
+"""rclone: remotes (``rclone:REMOTE:PATH``) and local paths on rclone FUSE mounts."""
 
 from __future__ import annotations
 
-from spooler.hookspecs import provide
+from spooler.hookspecs import hookimpl, provide
 from spooler.transport import TransportSpec
 
-fspl_transports = provide(
-    TransportSpec(
-        name="rclone",
-        schemes=("rclone",),
-        factory="spooler_plugins.rclone.transport:RcloneTransport",
-        description="Any rclone remote (rclone:REMOTE:PATH), through the rclone binary",
-        install_hint="",
-    )
+REMOTE = TransportSpec(
+    name="rclone",
+    schemes=("rclone",),
+    factory="spooler_plugins.rclone.transport:RcloneTransport",
+    description="Any rclone remote (rclone:REMOTE:PATH), through the rclone binary",
 )
+MOUNT = TransportSpec(
+    name="rclone-mount",
+    schemes=(),
+    factory="spooler_plugins.rclone.mounted:RcloneMountTransport",
+    description="Local paths on an rclone FUSE mount (claimed automatically)",
+)
+
+fspl_transports = provide(REMOTE, MOUNT)
+
+
+@hookimpl
+def fspl_claim_path(path: str) -> TransportSpec | None:
+    from .mounts import mount_of
+
+    return MOUNT if mount_of(path) else None

@@ -1,0 +1,379 @@
+"""Queues on any rclone remote (``rclone:REMOTE:PATH``), driving the rclone binary.
+
+Remotes come from the user's rclone config or ``RCLONE_CONFIG_*`` variables,
+exactly as rclone reads them (it runs with the inherited environment);
+``-o config=FILE`` names another config file and ``-o flags="…"`` adds rclone
+flags (for example backend tuning) to every call.
+
+Delivery is ``rclone rcat`` to ``jobs/tmp-NAME.tmp`` then ``rclone moveto``
+to the job name; listing is ``lsjson``; headers are ranged ``cat``s run
+concurrently; payloads stream from ``rclone cat``'s stdout, a real pipe that
+the command reads directly.  rclone offers no atomic create on most
+backends, so the processing lock is best effort: see docs/transports/rclone.md.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import termios
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from spooler import log
+from spooler.errors import LockError, SpoolError, TransportUnavailable
+from spooler.ids import new_job_name, uuid4_text
+from spooler.seqfile import parse_seq
+from spooler.transport import Capability, SequenceState, Transport
+
+_log = log.get("spooler.rclone")
+PLACEHOLDER = ".fspl-keep"
+SEQ_NAME = "nextseq"
+LOCK_NAME = "nextseq.rclone-lock"
+DEFAULT_LOCK_TTL = 120.0
+DEFAULT_SETTLE = 1.0
+HEADER_WORKERS = 8
+OPTIONS = ("config", "flags", "lock_ttl", "lock_settle")
+
+
+_NOISE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:[A-Z]+ *: *)?")
+
+
+def last_error(stderr: bytes) -> str:
+    """rclone's last stderr line without its timestamp and level."""
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return _NOISE.sub("", lines[-1]) if lines else "failed"
+
+
+class RcloneTransport(Transport):
+    """A queue at ``REMOTE:PATH`` of an rclone remote."""
+
+    capabilities = frozenset({Capability.PROCESS, Capability.LOCAL_FD})
+
+    def __init__(self, location: str, base: str, argv: list[str], options: Mapping[str, str]):
+        super().__init__(location)
+        self.base = base.rstrip("/")
+        self.argv = argv
+        self.lock_ttl = float(options.get("lock_ttl", DEFAULT_LOCK_TTL))
+        self.settle = float(options.get("lock_settle", DEFAULT_SETTLE))
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, str]) -> RcloneTransport:
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise SpoolError(f"Unknown rclone options: {', '.join(sorted(unknown))}")
+        base = url.split(":", 1)[1]
+        if ":" not in base:
+            raise SpoolError(f"{url}: expected rclone:REMOTE:PATH")
+        binary = shutil.which("rclone")
+        if binary is None:
+            raise TransportUnavailable("rclone is not installed (apt-get install rclone)")
+        argv = [binary]
+        if options.get("config"):
+            argv += ["--config", options["config"]]
+        argv += shlex.split(options.get("flags", ""))
+        return cls(url, base, argv, options)
+
+    # -- running rclone -------------------------------------------------------
+    def path(self, relative: str) -> str:
+        sep = "" if self.base.endswith(":") else "/"
+        return f"{self.base}{sep}{relative}"
+
+    def run(self, *args: str, data: bytes | None = None, stdin: int | None = None) -> bytes:
+        """Run rclone; its last stderr line becomes a one-line error."""
+        proc = subprocess.run(
+            [*self.argv, *args],
+            input=data,
+            stdin=stdin if data is None else None,
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            message = last_error(proc.stderr)
+            if "directory not found" in message or "object not found" in message:
+                raise FileNotFoundError(message)
+            raise SpoolError(f"rclone {args[0]} {self.location}: {message}")
+        return proc.stdout
+
+    def _entries(self, relative: str) -> list[dict[str, Any]]:
+        out = self.run("lsjson", "--files-only", "--no-mimetype", self.path(relative))
+        return json.loads(out or b"[]")
+
+    def exists(self, relative: str) -> bool:
+        try:
+            return bool(
+                self.run("lsjson", "--files-only", "--no-mimetype", self.path(relative)).strip(
+                    b"[] \n"
+                )
+            )
+        except FileNotFoundError:
+            return False
+
+    # -- jobs --------------------------------------------------------------------
+    def list_names(self) -> list[str]:
+        try:
+            return [entry["Name"] for entry in self._entries("jobs")]
+        except FileNotFoundError:
+            raise SpoolError(f'Reading queue directory "{self.location}/jobs": not found') from None
+
+    def open_job(self, name: str) -> BinaryIO:
+        stream = _CatStream([*self.argv, "cat", self.path(f"jobs/{name}")], name)
+        if stream.empty and not self.exists(f"jobs/{name}"):
+            stream.close()
+            raise FileNotFoundError(name)  # object stores "cat" a missing key as nothing
+        return stream  # type: ignore[return-value]
+
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        def head(name: str) -> tuple[str, bytes | OSError]:
+            try:
+                data = self.run("cat", "--count", str(size), self.path(f"jobs/{name}"))
+            except (SpoolError, OSError) as exc:
+                return name, exc if isinstance(exc, OSError) else OSError(str(exc))
+            # Object stores answer a missing key with nothing (it "is" an empty
+            # directory); no job file is empty, so nothing means not found.
+            return name, data or FileNotFoundError(name)
+
+        with ThreadPoolExecutor(HEADER_WORKERS) as pool:
+            yield from pool.map(head, list(names))
+
+    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
+        kept = name is not None
+        name = name or new_job_name()
+        temp, final = f"jobs/tmp-{name}.tmp", f"jobs/{name}"
+        if kept and self.exists(final):
+            raise FileExistsError(final)
+        try:
+            self._rcat(temp, source)
+            if kept and self.exists(final):  # best effort: moveto replaces
+                raise FileExistsError(final)
+            self.run("moveto", self.path(temp), self.path(final))
+        except BaseException:
+            self._remove_quietly(temp)
+            raise
+        return name
+
+    def _rcat(self, relative: str, source: BinaryIO) -> None:
+        """Stream ``source`` to rclone rcat: straight from its fd when it has one."""
+        try:
+            fd = source.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is not None:
+            self.run("rcat", self.path(relative), stdin=fd)
+            return
+        proc = subprocess.Popen(
+            [*self.argv, "rcat", self.path(relative)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdin is not None and proc.stderr is not None
+        try:
+            while chunk := source.read(1 << 20):
+                proc.stdin.write(chunk)
+            proc.stdin.close()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise SpoolError(f"rclone rcat {self.location}: {last_error(err)}")
+
+    def _remove_quietly(self, relative: str) -> None:
+        try:
+            self.run("deletefile", self.path(relative))
+        except Exception:  # cleanup must not mask the original failure
+            pass
+
+    def delete(self, name: str) -> None:
+        self.run("deletefile", self.path(f"jobs/{name}"))
+
+    @contextmanager
+    def open_output(self, name: str) -> Iterator[BinaryIO]:
+        with tempfile.TemporaryFile() as spool:
+            yield spool  # type: ignore[misc]
+            spool.flush()
+            spool.seek(0)
+            self.run("rcat", self.path(f"jobs/{name}"), stdin=spool.fileno())
+
+    # -- structure and sequence -------------------------------------------------
+    def init(self, append_only: bool = False) -> None:
+        try:
+            if self.run("lsjson", self.path("")).strip(b"[] \n"):
+                raise SpoolError(f'Queue "{self.location}" already exists')
+        except FileNotFoundError:
+            pass
+        self.run("mkdir", self.path("jobs"))
+        # Backends without directories drop an empty jobs/: keep something in it.
+        self.run("rcat", self.path(f"jobs/{PLACEHOLDER}"), data=b"\n")
+        if not append_only:
+            self.run("rcat", self.path(SEQ_NAME), data=b"1\n")
+            # The reference's flock file, so that fspl running where the files
+            # are can process this queue as well.
+            self.run("rcat", self.path(f"{SEQ_NAME}.lock"), data=b"")
+
+    def is_append_only(self) -> bool:
+        return not self.exists(SEQ_NAME)
+
+    @contextmanager
+    def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
+        if self.is_append_only():
+            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
+        lock = _LockObject(self)
+        lock.acquire()
+        try:
+            yield _RcloneSequence(self, lock)
+        finally:
+            lock.release()
+
+
+class _CatStream:
+    """``rclone cat`` stdout as a readable pipe; a failed download raises on close.
+
+    The engine reads the header from the pipe and hands the descriptor to the
+    command.  When rclone dies of SIGPIPE the reader stopped early (a command
+    that ignores its stdin), which is not a transport failure; any other
+    non-zero exit means the payload may be truncated, so closing raises and
+    the job is not counted as done.
+    """
+
+    def __init__(self, argv: list[str], name: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self._out = self.proc.stdout
+        # Wait for the first byte or for EOF, so that a missing job is a
+        # FileNotFoundError here, as for every transport, not a short header.
+        select.select([self._out], [], [])
+        pending = array.array("i", [0])
+        fcntl.ioctl(self._out.fileno(), termios.FIONREAD, pending)
+        self.empty = pending[0] == 0
+        if self.empty:
+            self.proc.wait()
+            if self.proc.returncode != 0:
+                self.close()
+
+    def fileno(self) -> int:
+        return self._out.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        return os.read(self.fileno(), size if size >= 0 else 1 << 20)
+
+    def close(self) -> None:
+        if self._out.closed:
+            return
+        self._out.close()
+        assert self.proc.stderr is not None
+        err = last_error(self.proc.stderr.read())
+        self.proc.stderr.close()
+        status = self.proc.wait()
+        if status == -13:  # SIGPIPE: the reader stopped early
+            return
+        if status != 0:
+            if "not found" in err:
+                raise FileNotFoundError(self.name)
+            raise OSError(f"rclone cat {self.name} failed: {err}")
+
+    def __enter__(self) -> _CatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LockObject:
+    """Best-effort lock: write a token, let it settle, read it back."""
+
+    def __init__(self, t: RcloneTransport) -> None:
+        self.t = t
+        self.token = uuid4_text()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _doc(self) -> bytes:
+        now = time.time()
+        return json.dumps(
+            {
+                "owner": self.token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "expires": now + self.t.lock_ttl,
+            }
+        ).encode()
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.t.run("cat", self.t.path(LOCK_NAME)) or b"{}")
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {}
+
+    def acquire(self) -> None:
+        holder = self._read()
+        if holder is not None and float(holder.get("expires", 0)) > time.time():
+            raise LockError(
+                f"{self.t.location} is being processed by {holder.get('host', '?')} "
+                f"(pid {holder.get('pid', '?')}); lock object {LOCK_NAME}"
+            )
+        if holder is not None:
+            _log.warn(
+                "Replacing expired lock of %s (pid %s)", holder.get("host"), holder.get("pid")
+            )
+        self.t.run("rcat", self.t.path(LOCK_NAME), data=self._doc())
+        time.sleep(self.t.settle)  # let a racing writer's object land, then check
+        if (self._read() or {}).get("owner") != self.token:
+            raise LockError(f"{self.t.location}: another processor took the lock at the same time")
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="fspl-lock")
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.t.lock_ttl / 3):
+            try:
+                if (self._read() or {}).get("owner") != self.token:
+                    raise SpoolError("lock object replaced")
+                self.t.run("rcat", self.t.path(LOCK_NAME), data=self._doc())
+            except Exception as exc:
+                _log.error("Lock refresh failed: %s", exc)
+                self.lost.set()
+                return
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise SpoolError(f"{self.t.location}: the processing lock was lost; stopping")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        if not self.lost.is_set():
+            self.t._remove_quietly(LOCK_NAME)
+
+
+class _RcloneSequence:
+    def __init__(self, t: RcloneTransport, lock: _LockObject) -> None:
+        self.t = t
+        self.lock = lock
+
+    def read(self) -> int:
+        text = self.t.run("cat", self.t.path(SEQ_NAME)).decode("ascii", "replace")
+        return parse_seq(text, self.t.location)
+
+    def write(self, value: int) -> None:
+        self.lock.check()
+        self.t.run("rcat", self.t.path(f"{SEQ_NAME}.temp"), data=b"%d\n" % value)
+        self.t.run("moveto", self.t.path(f"{SEQ_NAME}.temp"), self.t.path(SEQ_NAME))
