@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""rclone transport benchmark: 1 GiB delivery through the plugin vs a plain
+``rclone rcat`` of the same bytes to the same (local) remote, same run
+(target ≤ 1.1×).
+
+    python benchmarks/bench_rclone.py [--quick] [--ours PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import measure
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
+    args = parser.parse_args()
+    size = (64 << 20) if args.quick else (1 << 30)
+    os.environ["RCLONE_CONFIG_BENCH_TYPE"] = "local"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        packet = work / "packet"
+        with open(packet, "wb") as fh:
+            subprocess.run([args.ours, "prepare", "-s", "-"], stdout=fh, check=True)
+            block = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                fh.write(block)
+        url = f"rclone:bench:{work}/q"
+        subprocess.run([args.ours, "queue-init", "-q", url], check=True)
+        ours = measure([args.ours, "queue-write", "-q", url], 3, stdin=str(packet))
+        plain = measure(["rclone", "rcat", f"bench:{work}/plain"], 3, stdin=str(packet))
+        print(
+            f"| delivery of {size >> 20} MiB via rclone | {ours.seconds:.2f} s | rclone rcat "
+            f"{plain.seconds:.2f} s | {ours.seconds / plain.seconds:.2f}× | ≤ 1.1× | "
+            f"{ours.max_rss_kib / 1024:.0f} MiB |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
