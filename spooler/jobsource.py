@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from . import log
 from .errors import HeaderError, SpoolError
 from .packet import Header, read_header
-from .streams import Pump, fileno_of
+from .streams import Pump, raw_fd
 
 if TYPE_CHECKING:
     import subprocess
@@ -41,7 +41,7 @@ class JobSource:
         self._stream = stream
         self._pump: Pump | None = None
         self._decoder: subprocess.Popen[bytes] | None = None
-        fd = fileno_of(stream)
+        fd = raw_fd(stream)
         try:
             if fd is None:
                 self._pump = Pump(stream)

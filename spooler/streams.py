@@ -9,6 +9,7 @@ the bytes never enter this process at all.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import threading
 from typing import BinaryIO
@@ -65,10 +66,10 @@ def copy_fd(src: int, dst: int) -> int:
 
 
 def copy_stream_to_fd(src: BinaryIO, dst: int) -> int:
-    """Copy a Python stream to a descriptor, using the fd path when it has one."""
-    fileno = fileno_of(src)
-    if fileno is not None:
-        return copy_fd(fileno, dst)
+    """Copy a Python stream to a descriptor, in the kernel when it is a raw file."""
+    fd = raw_fd(src)
+    if fd is not None:
+        return copy_fd(fd, dst)
     moved = 0
     while True:
         chunk = src.read(BUFSIZE)
@@ -109,8 +110,17 @@ class Pump:
             raise self.error
 
 
-def fileno_of(stream: object) -> int | None:
-    """The OS descriptor behind ``stream``, or None if it has none."""
+def raw_fd(stream: object) -> int | None:
+    """The descriptor behind ``stream`` if reading it yields exactly the stream's bytes.
+
+    True of unbuffered files (``io.FileIO``, e.g. ``open(path, "rb",
+    buffering=0)``) and of streams that say so with ``fspl_raw_fd = True``
+    (a pipe from a child process).  Not of buffered readers, which may hold
+    bytes already read, nor of an HTTP response, whose descriptor is the
+    socket carrying protocol framing: those are read through ``read()``.
+    """
+    if not (isinstance(stream, io.FileIO) or getattr(stream, "fspl_raw_fd", False)):
+        return None
     try:
         return stream.fileno()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):

@@ -37,6 +37,7 @@ from spooler import log
 from spooler.errors import LockError, SpoolError, TransportUnavailable
 from spooler.ids import new_job_name, uuid4_text
 from spooler.seqfile import parse_seq
+from spooler.streams import raw_fd
 from spooler.transport import Capability, SequenceState, Transport
 
 _log = log.get("spooler.rclone")
@@ -169,10 +170,7 @@ class RcloneTransport(Transport):
 
     def _rcat(self, relative: str, source: BinaryIO) -> None:
         """Stream ``source`` to rclone rcat: straight from its fd when it has one."""
-        try:
-            fd = source.fileno()
-        except (AttributeError, OSError, ValueError):
-            fd = None
+        fd = raw_fd(source)
         if fd is not None:
             self.run("rcat", self.path(relative), stdin=fd)
             return
@@ -249,6 +247,8 @@ class _CatStream:
     non-zero exit means the payload may be truncated, so closing raises and
     the job is not counted as done.
     """
+
+    fspl_raw_fd = True  # the pipe carries exactly the object's bytes
 
     def __init__(self, argv: list[str], name: str) -> None:
         self.name = name

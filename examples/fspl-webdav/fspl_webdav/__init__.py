@@ -1,0 +1,1 @@
+"""A WebDAV transport for filespooler (an example third-party plugin)."""

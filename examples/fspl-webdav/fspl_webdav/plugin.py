@@ -1,0 +1,16 @@
+"""The plugin module: declares the transport, imports nothing heavy."""
+
+from __future__ import annotations
+
+from spooler.hookspecs import provide
+from spooler.transport import TransportSpec
+
+fspl_transports = provide(
+    TransportSpec(
+        name="webdav",
+        schemes=("webdav", "webdavs"),
+        factory="fspl_webdav.transport:WebDAVTransport",
+        description="Queues on WebDAV servers (webdav://HOST:PORT/PATH; webdavs:// for HTTPS)",
+        install_hint="fspl-webdav",
+    )
+)
