@@ -106,4 +106,8 @@ def _stable_timezone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def jobs_in(queue: Path) -> list[str]:
-    return sorted(p.name for p in (queue / "jobs").iterdir() if p.name.startswith("fspl-"))
+    return sorted(
+        p.name
+        for p in (queue / "jobs").iterdir()
+        if p.name.startswith("fspl-") and p.name.endswith(".fspl")
+    )

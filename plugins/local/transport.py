@@ -157,7 +157,9 @@ class LocalTransport(Transport):
 
 
 def _read_heads(prefix: str, names: list[str], size: int) -> Iterator[tuple[str, bytes | OSError]]:
-    flags = os.O_RDONLY | os.O_CLOEXEC
+    # O_NONBLOCK: a FIFO under a job name must not hang a listing (it reads
+    # as empty and is skipped); regular files ignore the flag.
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
     for name in names:
         try:
             fd = os.open(prefix + name, flags)
