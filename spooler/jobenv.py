@@ -23,30 +23,50 @@ class JobRef:
     full_path: str
 
 
-def rfc3339_utc(secs: int) -> str:
+# Formatting follows the reference (chrono's RFC 3339 writer), which matters
+# only far from the present: years outside 0000..9999 carry a sign and at
+# least four digits (``+10000``, ``-0001``); offsets are whole minutes, their
+# seconds truncated (local mean time before 1900 has odd offsets); and
+# nanoseconds of 1e9 or more (chrono's leap-second form) show one second more.
+
+
+def _leap(nanos: int) -> int:
+    return 1 if 1_000_000_000 <= nanos < 2_000_000_000 else 0
+
+
+def _stamp(tm: time.struct_time, leap: int) -> str:
+    year = tm.tm_year
+    text = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
+    return (
+        f"{text}-{tm.tm_mon:02d}-{tm.tm_mday:02d}"
+        f"T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec + leap:02d}"
+    )
+
+
+def rfc3339_utc(secs: int, nanos: int = 0) -> str:
     try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs))
+        return _stamp(time.gmtime(secs), _leap(nanos)) + "Z"
     except (OverflowError, OSError, ValueError):
         return str(secs)
 
 
-@lru_cache(maxsize=4096)
-def rfc3339_local(secs: int) -> str:
-    """Local time with a numeric offset, e.g. ``2022-05-07T21:07:02-05:00``.
+def rfc3339_local(secs: int, nanos: int = 0) -> str:
+    """Local time with a numeric offset, e.g. ``2022-05-07T21:07:02-05:00``."""
+    return _rfc3339_local(secs, _leap(nanos))
 
-    Cached: jobs sent in a burst share their second, and ``queue-ls`` formats
-    one per job.
-    """
+
+@lru_cache(maxsize=4096)
+def _rfc3339_local(secs: int, leap: int) -> str:
+    """Cached: jobs sent in a burst share their second, and ``queue-ls``
+    formats one per job."""
     try:
         tm = time.localtime(secs)
     except (OverflowError, OSError, ValueError):
         return str(secs)
     offset = tm.tm_gmtoff
     sign = "-" if offset < 0 else "+"
-    hours, rest = divmod(abs(offset), 3600)
-    minutes, seconds = divmod(rest, 60)
-    suffix = f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", tm) + suffix
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return _stamp(tm, leap) + f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def job_environment(meta: Meta, job: JobRef | None = None) -> list[tuple[bytes, bytes]]:
@@ -55,8 +75,8 @@ def job_environment(meta: Meta, job: JobRef | None = None) -> list[tuple[bytes, 
         (b"FSPL_SEQ", b"%d" % meta.seq),
         (b"FSPL_CTIME_SECS", b"%d" % meta.ctime_secs),
         (b"FSPL_CTIME_NANOS", b"%d" % meta.ctime_nanos),
-        (b"FSPL_CTIME_RFC3339_UTC", rfc3339_utc(meta.ctime_secs).encode()),
-        (b"FSPL_CTIME_RFC3339_LOCAL", rfc3339_local(meta.ctime_secs).encode()),
+        (b"FSPL_CTIME_RFC3339_UTC", rfc3339_utc(meta.ctime_secs, meta.ctime_nanos).encode()),
+        (b"FSPL_CTIME_RFC3339_LOCAL", rfc3339_local(meta.ctime_secs, meta.ctime_nanos).encode()),
     ]
     if job is not None:
         pairs += [

@@ -132,51 +132,145 @@ def parse_fixed(fixed: bytes) -> tuple[int, int]:
     return length, meta_crc
 
 
-def _as_bytes(value: object, what: str) -> bytes:
-    if isinstance(value, list):
+# The reference decodes the metadata with serde (rmp-serde), and so accepts
+# every encoding serde accepts, not only the one it writes.  We accept exactly
+# the same set, so that a job one program runs is never skipped by the other:
+#
+# * a struct is a map (keys: field names as str or bin, or field indexes as
+#   non-negative ints; unknown keys ignored, duplicate fields refused) or an
+#   array of exactly its field count;
+# * the cmd_type enum is a unit variant given by name (str or bin) or index
+#   (0 Command, 1 NOP, 2 Fail), or a one-entry map {variant: value} whose
+#   value is nil for NOP and Fail;
+# * a byte string is an array of integers 0..255 (never bin, str or bool);
+# * bytes after the metadata value, inside the block, are ignored.
+#
+# Maps are decoded as tuples of (key, value) pairs (object_pairs_hook) so that
+# duplicate keys are seen; arrays are lists.  With raw=True every str and bin
+# arrives as bytes: the reference treats the two alike wherever it reads them.
+
+_TOP_FIELDS = (b"seq", b"ctime", b"cmd_type")
+_COMMAND_FIELDS = (b"params", b"env")
+_VARIANTS = (b"Command", b"NOP", b"Fail")
+_MISSING = object()
+_INT_ONLY = {int}
+
+
+def _field_index(key: object, names: tuple[bytes, ...]) -> int:
+    """Which field ``key`` names; -1 for an unknown (ignored) field."""
+    if type(key) is bytes:
         try:
-            return bytes(value)  # validates: every item an int in 0..255
-        except (TypeError, ValueError):
+            return names.index(key)
+        except ValueError:
+            return -1
+    if type(key) is int and key >= 0:
+        return key if key < len(names) else -1
+    raise HeaderError(f"metadata: invalid field identifier {key!r}")
+
+
+def _struct(value: object, names: tuple[bytes, ...], what: str) -> list[object]:
+    """The field values of a struct encoded as a map or as an array."""
+    if type(value) is list:
+        if len(value) != len(names):
+            raise HeaderError(f"metadata: {what} array has {len(value)} items, not {len(names)}")
+        return value
+    if type(value) is not tuple:
+        raise HeaderError(f"metadata: {what} is not a map")
+    fields: list[object] = [_MISSING] * len(names)
+    for key, item in value:
+        index = _field_index(key, names)
+        if index < 0:
+            continue
+        if fields[index] is not _MISSING:
+            raise HeaderError(f"metadata: duplicate field `{names[index].decode()}`")
+        fields[index] = item
+    for index, item in enumerate(fields):
+        if item is _MISSING:
+            raise HeaderError(f"metadata: missing field `{names[index].decode()}`")
+    return fields
+
+
+def _as_bytes(value: object, what: str) -> bytes:
+    if type(value) is list and (not value or set(map(type, value)) == _INT_ONLY):
+        try:
+            return bytes(value)  # validates: every item in 0..255
+        except ValueError:
             pass
     raise HeaderError(f"metadata: {what} is not a byte array")
 
 
+def _variant_index(key: object) -> int:
+    if type(key) is bytes:
+        try:
+            return _VARIANTS.index(key)
+        except ValueError:
+            pass
+    elif type(key) is int and 0 <= key < len(_VARIANTS):
+        return key
+    raise HeaderError(f"metadata: unknown cmd_type {key!r}")
+
+
 def _decode_cmd(raw: object) -> CmdType:
-    if raw == "NOP":
+    if raw == b"NOP":  # the common encodings first: scans decode every header
         return Special.NOP
-    if raw == "Fail":
+    if raw == b"Fail":
         return Special.FAIL
-    if not (
-        isinstance(raw, dict) and list(raw) == ["Command"] and isinstance(raw["Command"], dict)
-    ):
-        raise HeaderError("metadata: unknown cmd_type")
-    body = raw["Command"]
-    params, env = body.get("params"), body.get("env")
-    if not isinstance(params, list) or not isinstance(env, list):
+    if type(raw) is tuple:  # {variant: value}
+        if len(raw) != 1:
+            raise HeaderError("metadata: cmd_type map must have exactly one entry")
+        ((key, value),) = raw
+        index = _variant_index(key)
+        if index == 0:
+            return _decode_command(value)
+        if value is not None:
+            raise HeaderError("metadata: NOP and Fail carry no value")
+    else:
+        index = _variant_index(raw)
+        if index == 0:
+            raise HeaderError("metadata: Command needs params and env")
+    return Special.NOP if index == 1 else Special.FAIL
+
+
+def _decode_command(body: object) -> Command:
+    if type(body) is tuple and len(body) == 2 and body[0][0] == b"params" and body[1][0] == b"env":
+        params, env = body[0][1], body[1][1]
+    else:
+        params, env = _struct(body, _COMMAND_FIELDS, "Command")
+    if type(params) is not list or type(env) is not list:
         raise HeaderError("metadata: Command needs params and env arrays")
     pairs = []
     for item in env:
-        if not (isinstance(item, list) and len(item) == 2):
+        if not (type(item) is list and len(item) == 2):
             raise HeaderError("metadata: env entry is not a pair")
         pairs.append((_as_bytes(item[0], "env name"), _as_bytes(item[1], "env value")))
-    return Command(tuple(_as_bytes(p, "param") for p in params), tuple(pairs))
+    return Command(tuple([_as_bytes(p, "param") for p in params]), tuple(pairs))
 
 
 def decode_meta(block: bytes) -> Meta:
     """Decode a metadata block (already CRC-checked)."""
     try:
-        doc = msgpack.unpackb(block, raw=False, strict_map_key=True)
+        doc = msgpack.unpackb(block, raw=True, strict_map_key=False, object_pairs_hook=tuple)
+    except msgpack.ExtraData as extra:
+        doc = extra.unpacked  # the reference reads one value and ignores the rest
     except Exception as exc:  # msgpack raises a zoo of types for bad input
         raise HeaderError(f"metadata does not decode: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HeaderError("metadata is not a map")
-    seq, ctime, cmd = doc.get("seq"), doc.get("ctime"), doc.get("cmd_type")
+    if (
+        type(doc) is tuple
+        and len(doc) == 3
+        and doc[0][0] == b"seq"
+        and doc[1][0] == b"ctime"
+        and doc[2][0] == b"cmd_type"
+    ):
+        (_, seq), (_, ctime), (_, cmd) = doc  # as the reference writes it
+    else:
+        seq, ctime, cmd = _struct(doc, _TOP_FIELDS, "metadata")
     if type(seq) is not int or not 0 <= seq < 2**64:
         raise HeaderError("metadata: seq is not a u64")
     if not (
-        isinstance(ctime, list)
+        type(ctime) is list
         and len(ctime) == 2
-        and all(type(x) is int for x in ctime)
+        and type(ctime[0]) is int
+        and type(ctime[1]) is int
         and -(2**63) <= ctime[0] < 2**63
         and 0 <= ctime[1] < 2**32
     ):

@@ -12,6 +12,7 @@ in :attr:`Registry.broken` and reported, never fatal to other commands.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from importlib import import_module
 
@@ -122,6 +123,8 @@ def resolve_spec(location: str) -> TransportSpec:
             if spec is not None:
                 return spec
             raise SpoolError(f"No transport handles {scheme}:// URLs (see 'fspl transports')")
+    if os.environ.get("FSPL_PLUGINS") == "all":
+        reg.scan_entry_points()  # third-party claim hooks, at a start-up cost
     claimed = reg.claim_path(location)
     if claimed is not None:
         return claimed

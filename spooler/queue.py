@@ -234,7 +234,9 @@ class Queue:
         """Process under the queue lock; return the number of jobs run."""
         with self.transport.lock_sequence() as state:
             if config.order_by is Order.TIMESTAMP:
-                ordered = sorted(self.scan(), key=lambda j: (j.meta.ctime_key, j.meta.seq, j.name))
+                # Stable sort on ctime alone: equal times keep directory order,
+                # as in the reference.
+                ordered = sorted(self.scan(), key=lambda j: j.meta.ctime_key)
                 return self._run_list(ordered, config, runner)
             return self._run_sequence(state, config, runner)
 
@@ -255,7 +257,7 @@ class Queue:
                 _log.debug("No job with seq %d; stopping", next_seq)
                 break
             ok = self._run_one(job, config, runner)
-            next_seq += 1
+            next_seq = (next_seq + 1) % 2**64  # u64, wrapping as the reference
             state.write(next_seq)
             self._dispose(job, ok, config)
             done += 1
@@ -284,15 +286,12 @@ class Queue:
             raise SpoolError(f'Job file "{job.name}" disappeared before it could run') from None
         with source:
             meta = source.header.meta
-            if meta.cmd is Special.NOP:
-                outcome = Outcome(True, "NOP packet")
-            elif meta.cmd is Special.FAIL:
-                outcome = Outcome(False, "Fail packet")
-            elif config.save_output:
+            if config.save_output:
+                # Created (empty) for NOP and Fail packets too, as the reference does.
                 with self.transport.open_output(job.name + ".out") as out:
-                    outcome = runner(meta, self.job_ref(job.name), source.fd, out.fileno())
+                    outcome = self._outcome(meta, job, source.fd, out.fileno(), runner)
             else:
-                outcome = runner(meta, self.job_ref(job.name), source.fd, None)
+                outcome = self._outcome(meta, job, source.fd, None, runner)
         if outcome.ok:
             return True
         if config.on_error is OnError.RETRY:
@@ -302,6 +301,15 @@ class Queue:
             )
         _log.warn("Job %d failed (%s); continuing per --on-error", meta.seq, outcome.detail)
         return False
+
+    def _outcome(
+        self, meta: Meta, job: Job, payload_fd: int, output: int | None, runner: Runner
+    ) -> Outcome:
+        if meta.cmd is Special.NOP:
+            return Outcome(True, "NOP packet")
+        if meta.cmd is Special.FAIL:
+            return Outcome(False, "Fail packet")
+        return runner(meta, self.job_ref(job.name), payload_fd, output)
 
     def _dispose(self, job: Job, ok: bool, config: ProcessConfig) -> None:
         if config.never_delete or (not ok and config.on_error is OnError.LEAVE):

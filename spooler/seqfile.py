@@ -34,12 +34,21 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+#: Sequence numbers are u64 and wrap around, as in the reference.
+SEQ_MODULUS = 2**64
+
+
+def parse_u64(text: str, origin: str) -> int:
+    """A u64 as the reference parses one: an optional ``+``, then ASCII digits."""
+    digits = text[1:] if text.startswith("+") else text
+    if not (digits.isascii() and digits.isdigit()) or int(digits) >= SEQ_MODULUS:
+        raise SpoolError(f"Invalid sequence number {text!r} in {origin}")
+    return int(digits)
+
+
 def parse_seq(text: str, origin: str) -> int:
-    """Parse a sequence number as stored or as typed by the user (a u64)."""
-    value = text.strip()
-    if not value.isascii() or not value.isdigit() or int(value) >= 2**64:
-        raise SpoolError(f"Invalid sequence number {value!r} in {origin}")
-    return int(value)
+    """Parse the content of a sequence file: its first line, trimmed, as a u64."""
+    return parse_u64(text.split("\n", 1)[0].strip(" \t\r\x0b\x0c"), origin)
 
 
 class SeqFile:
@@ -99,9 +108,10 @@ def _open_lock(lock_path: str, create: bool) -> int:
 def locked(path: str, create: bool = False) -> Iterator[SeqFile]:
     """Hold the exclusive lock on ``path`` for the duration of the block.
 
-    With ``create`` (the sender side) a missing lock file is created and a
-    missing sequence file is initialised to 1.  Failing to get the lock is an
-    immediate :class:`LockError`, never a wait.
+    With ``create`` (the sender side) a missing lock file is created.  A
+    missing sequence file is initialised to 1 on both sides, as the reference
+    does.  Failing to get the lock is an immediate :class:`LockError`, never a
+    wait.
     """
     lock_path = path + ".lock"
     _log.debug('Attempting to prepare lock at "%s"', lock_path)
@@ -118,7 +128,7 @@ def locked(path: str, create: bool = False) -> Iterator[SeqFile]:
         raise SpoolError(f'Locking "{lock_path}": {describe_os_error(exc)}') from None
     seq = SeqFile(path, fd, sync_dir=create)
     try:
-        if create and not os.path.exists(path):
+        if not os.path.exists(path):
             seq.write(1)
         yield seq
     finally:
@@ -131,5 +141,5 @@ def take_next(path: str) -> int:
         return 1
     with locked(path, create=True) as seq:
         value = seq.read()
-        seq.write(value + 1)
+        seq.write((value + 1) % SEQ_MODULUS)
     return value

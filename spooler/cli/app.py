@@ -68,6 +68,14 @@ def run(args: Sequence[str]) -> int:
         cli.main(list(args), prog_name="fspl", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # bare "fspl": the help text, status 2, as the reference
+        return exc.exit_code
+    except click.UsageError as exc:
+        # One line like every other error (click would add usage lines).
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -17,8 +17,8 @@ def queue_ls(queuedir: str, decoder: str | None) -> None:
     """List the jobs in a queue, sorted by ID (reads headers only)."""
     rows = [f"{'ID':<20} {'creation timestamp':<27} filename\n"]
     rows += [
-        f"{job.meta.seq:<20} {rfc3339_local(job.meta.ctime_secs):<27} {job.name}\n"
-        for job in options.open_queue(queuedir, decoder=decoder).listing()
+        f"{meta.seq:<20} {rfc3339_local(meta.ctime_secs, meta.ctime_nanos):<27} {name}\n"
+        for name, meta in options.open_queue(queuedir, decoder=decoder).listing()
     ]
     options.emit("".join(rows))
 

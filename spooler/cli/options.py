@@ -125,9 +125,9 @@ def emit(data: bytes | str) -> None:
 
 def parse_id(value: str) -> int:
     """A job or sequence ID: an unsigned 64-bit decimal number."""
-    from ..seqfile import parse_seq
+    from ..seqfile import parse_u64
 
     try:
-        return parse_seq(value, "ID")
+        return parse_u64(value, "ID")
     except Exception as exc:
         raise click.BadParameter(str(exc), param_hint="ID") from None

@@ -62,11 +62,9 @@ def prepare_fail(seqfile: str) -> None:
 @options.seqfile
 def prepare_get_next(seqfile: str) -> None:
     """Print the sequence number the next prepare will use."""
-    if seqfile == "-":
-        value = 1
-    else:
-        with seqfiles.locked(seqfile, create=True) as seq:
-            value = seq.read()
+    # Unlike prepare, "-" is an ordinary file name here (as in the reference).
+    with seqfiles.locked(seqfile, create=True) as seq:
+        value = seq.read()
     options.emit(f"{value}\n")
 
 
@@ -76,7 +74,5 @@ def prepare_get_next(seqfile: str) -> None:
 def prepare_set_next(seqfile: str, id: str) -> None:
     """Set the sequence number the next prepare will use."""
     value = options.parse_id(id)
-    if seqfile == "-":
-        return
     with seqfiles.locked(seqfile, create=True) as seq:
         seq.write(value)
