@@ -196,3 +196,10 @@ def test_unknown_scheme_is_one_error_line(ours: Runner) -> None:
 
 def test_local_transport_rejects_options(ours: Runner, queue: Path) -> None:
     assert_one_error_line(ours("queue-ls", "-q", queue, "-o", "key=value"))
+
+
+def test_help_command_like_the_reference(ours: Runner) -> None:
+    assert "--queuedir" in ours("help", "queue-ls").out
+    assert "queue-process" in ours("help").out
+    assert ours("help", "nope").returncode == 2
+    assert ours().returncode == 2  # no command: usage, as the reference

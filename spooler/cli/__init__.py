@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-filename": ("misc", "Print a fresh fspl-UUID.fspl job file name"),
     "show-license": ("misc", "Show the license"),
     "transports": ("transports", "List the registered transports and their capabilities"),
+    "help": ("misc", "Show help for fspl or for one command"),
 }
 
 
