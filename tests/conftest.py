@@ -1,19 +1,39 @@
-"""Shared fixtures: run our fspl and the reference fspl the same way."""
+"""Shared fixtures: run our fspl and the reference fspl the same way; craft packets.
+
+``ours`` runs ``python -m spooler`` and ``ref`` runs ``/usr/bin/fspl``; both
+return a :class:`Result` (bytes ``stdout``/``stderr``, ``returncode``) and
+take ``input=`` bytes, ``env=`` extras and ``cwd=``.  ``impl`` is each of them
+in turn (ids ``ours`` and ``ref``) for scenarios both must pass.
+
+Without the reference, tests that need it are skipped locally but FAIL when
+``CI`` is set: the reference is installed in CI and interop tests must never
+skip silently there.
+
+The packet helpers below build packets from the contract (SPEC §1) with
+msgpack directly, independently of :mod:`spooler.packet`, so that tests of
+our encoder compare it with something it did not produce.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
+import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgpack
 import pytest
 
 REFERENCE = "/usr/bin/fspl"
+OURS_ARGV = [sys.executable, "-m", "spooler"]
 pytest_plugins = ["fixtures_s3", "fixtures_sftp", "fixtures_rclone"]
+
+#: A creation time with non-zero nanoseconds (2022-05-07T19:38:31-05:00).
+CTIME = (1_651_970_311, 425_412_511)
 
 
 @dataclass
@@ -32,36 +52,44 @@ class Result:
 
 
 Runner = Callable[..., Result]
+Arg = str | bytes | os.PathLike[str]
 
 
-def _runner(argv0: list[str]) -> Runner:
+def _arg(value: Arg) -> str | bytes:
+    return value if isinstance(value, bytes) else os.fspath(value)
+
+
+def make_runner(name: str, argv0: list[str]) -> Runner:
+    """A function running ``argv0 + args`` to completion, stdin from ``input``."""
+
     def run(
-        *args: str | os.PathLike[str],
+        *args: Arg,
         input: bytes | None = None,
         env: dict[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         timeout: float = 60,
     ) -> Result:
-        full_env = {**os.environ, **(env or {})}
         proc = subprocess.run(
-            [*argv0, *map(str, args)],
-            input=input if input is not None else b"",
+            [*argv0, *map(_arg, args)],
+            input=b"" if input is None else input,
             capture_output=True,
-            env=full_env,
+            env={**os.environ, **(env or {})},
             cwd=cwd,
             timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
+    run.name = name  # type: ignore[attr-defined]
     run.argv0 = argv0  # type: ignore[attr-defined]
     return run
 
 
 def reference_available() -> bool:
-    return shutil.which(REFERENCE) is not None
+    return os.access(REFERENCE, os.X_OK)
 
 
-def _require_reference() -> None:
+def require_reference() -> None:
+    """Skip without the reference, except under CI, where that is a failure."""
     if not reference_available():
         if os.environ.get("CI"):
             pytest.fail(f"{REFERENCE} is missing: interop tests must run in CI")
@@ -71,30 +99,31 @@ def _require_reference() -> None:
 @pytest.fixture
 def ours() -> Runner:
     """Our fspl, as a subprocess (python -m spooler)."""
-    return _runner([sys.executable, "-m", "spooler"])
+    return make_runner("ours", OURS_ARGV)
 
 
 @pytest.fixture
 def ref() -> Runner:
     """The reference fspl 1.2.2."""
-    _require_reference()
-    return _runner([REFERENCE])
+    require_reference()
+    return make_runner("ref", [REFERENCE])
 
 
 @pytest.fixture(params=["ours", "ref"])
 def impl(request: pytest.FixtureRequest) -> Runner:
     """Each implementation in turn, for scenarios that both must pass."""
     if request.param == "ref":
-        _require_reference()
-        return _runner([REFERENCE])
-    return _runner([sys.executable, "-m", "spooler"])
+        require_reference()
+        return make_runner("ref", [REFERENCE])
+    return make_runner("ours", OURS_ARGV)
 
 
 @pytest.fixture
 def queue(tmp_path: Path, ours: Runner) -> Path:
-    """A fresh, initialised queue directory."""
+    """A fresh queue directory, made by our queue-init."""
     path = tmp_path / "queue"
-    assert ours("queue-init", "-q", path).returncode == 0
+    result = ours("queue-init", "-q", path)
+    assert result.returncode == 0, result.err
     return path
 
 
@@ -105,9 +134,188 @@ def _stable_timezone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+# -- queues on disk -------------------------------------------------------------
+
+
 def jobs_in(queue: Path) -> list[str]:
+    """Job file names (fspl-*.fspl) present in ``queue``, sorted."""
     return sorted(
         p.name
         for p in (queue / "jobs").iterdir()
         if p.name.startswith("fspl-") and p.name.endswith(".fspl")
     )
+
+
+def make_queue(path: Path, append_only: bool = False) -> Path:
+    """The queue layout of SPEC §3, made by hand (no fspl process)."""
+    (path / "jobs").mkdir(parents=True)
+    if not append_only:
+        (path / "nextseq").write_text("1\n")
+        (path / "nextseq.lock").touch()
+    return path
+
+
+def put_job(queue: Path, data: bytes, name: str | None = None) -> str:
+    """Drop a packet into ``queue/jobs`` under ``fspl-NAME.fspl``."""
+    if name is None:
+        name = f"t{len(list((queue / 'jobs').iterdir())):04d}"
+    filename = f"fspl-{name}.fspl"
+    (queue / "jobs" / filename).write_bytes(data)
+    return filename
+
+
+def nextseq(queue: Path) -> str:
+    return (queue / "nextseq").read_text()
+
+
+# -- packets, built from the contract ------------------------------------------
+
+
+def frame(
+    block: bytes,
+    *,
+    tag: bytes = b"*FILESPOOLER",
+    version: int = 1,
+    length: int | None = None,
+    meta_crc: int | None = None,
+    head_crc: int | None = None,
+) -> bytes:
+    """The 30 fixed bytes around ``block`` (CRCs computed unless given) + block."""
+    prefix = struct.pack(
+        ">12sHQI",
+        tag,
+        version,
+        len(block) if length is None else length,
+        zlib.crc32(block) if meta_crc is None else meta_crc,
+    )
+    crc = zlib.crc32(prefix) if head_crc is None else head_crc
+    return prefix + struct.pack(">I", crc) + block
+
+
+def byte_array(data: bytes) -> list[int]:
+    """A byte string as the wire carries it: an array of small integers."""
+    return list(data)
+
+
+def cmd_doc(
+    kind: str | None = None, params: Sequence[bytes] = (), env: Sequence[tuple[bytes, bytes]] = ()
+) -> object:
+    """The ``cmd_type`` value: ``"NOP"``, ``"Fail"`` or a Command map."""
+    if kind is not None:
+        return kind
+    return {
+        "Command": {
+            "params": [byte_array(p) for p in params],
+            "env": [[byte_array(k), byte_array(v)] for k, v in env],
+        }
+    }
+
+
+def meta_block(
+    seq: int = 1,
+    *,
+    ctime: tuple[int, int] = CTIME,
+    kind: str | None = None,
+    params: Sequence[bytes] = (),
+    env: Sequence[tuple[bytes, bytes]] = (),
+    cmd: object = None,
+) -> bytes:
+    """A metadata block as the reference writes it (``cmd`` overrides the rest)."""
+    doc = {
+        "seq": seq,
+        "ctime": list(ctime),
+        "cmd_type": cmd_doc(kind, params, env) if cmd is None else cmd,
+    }
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def craft(
+    seq: int = 1,
+    payload: bytes = b"",
+    *,
+    ctime: tuple[int, int] = CTIME,
+    kind: str | None = None,
+    params: Sequence[bytes] = (),
+    env: Sequence[tuple[bytes, bytes]] = (),
+) -> bytes:
+    """A complete, valid packet."""
+    return frame(meta_block(seq, ctime=ctime, kind=kind, params=params, env=env)) + payload
+
+
+def pack(doc: object) -> bytes:
+    """MessagePack with str keys as str (the reference's encoding)."""
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def _doc(cmd: object = "NOP", **fields: object) -> bytes:
+    """A metadata block with seq 1, ctime [5, 6] and ``cmd``, fields overridden."""
+    return pack({"seq": 1, "ctime": [5, 6], "cmd_type": cmd, **fields})
+
+
+def _cmd(params: list[object] | None = None, env: list[object] | None = None) -> dict:
+    return {"Command": {"params": params or [], "env": env or []}}
+
+
+_TOP = b"\xa3seq\x01\xa5ctime\x92\x05\x06\xa8cmd_type"
+
+#: Metadata blocks and whether fspl 1.2.2 accepts them (observed with its
+#: stdin-info).  The reference decodes with serde, so it accepts every
+#: encoding serde does: structs as maps (keys str, bin or field index;
+#: unknown keys ignored; duplicates refused) or as arrays of exact length,
+#: enum variants by name or index, or as one-entry maps; bytes after the
+#: value are ignored.  Byte strings must be arrays of integers 0..255: bin,
+#: str and booleans are refused.  test_packet checks ours against this
+#: table; test_interop checks that the reference still agrees with it.
+DECODING_CASES: dict[str, tuple[bytes, bool]] = {
+    "canonical": (_doc(), True),
+    "reordered-keys": (pack({"cmd_type": "NOP", "ctime": [5, 6], "seq": 1}), True),
+    "unknown-key": (_doc(x=[1, {}]), True),
+    "bin-keys": (b"\x83\xc4\x03seq\x01\xc4\x05ctime\x92\x05\x06\xc4\x08cmd_type\xa3NOP", True),
+    "index-keys": (msgpack.packb({0: 1, 1: [5, 6], 2: "NOP", 9: 0}), True),
+    "struct-as-array": (pack([1, [5, 6], "NOP"]), True),
+    "command-as-array": (pack([1, [5, 6], {"Command": [[[97]], [[[66], [67]]]]}]), True),
+    "trailing-bytes": (_doc() + b"\xc1\x00", True),
+    "nop-as-map": (_doc({"NOP": None}), True),
+    "fail-bin-name": (_doc(b"Fail"), True),
+    "variant-index": (_doc(1), True),
+    "command-index": (msgpack.packb({"seq": 1, "ctime": [5, 6], "cmd_type": {0: [[], []]}}), True),
+    "command-extra-key": (_doc({"Command": {"params": [], "env": [], "z": 1}}), True),
+    "negative-secs": (_doc(ctime=[-5, 6]), True),
+    "max-seq": (_doc(seq=2**64 - 1), True),
+    "seq-int8": (b"\x83\xa3seq\xd0\x05\xa5ctime\x92\x05\x06\xa8cmd_type\xa3NOP", True),
+    "empty-block": (b"", False),
+    "not-msgpack": (b"\xc1", False),
+    "int-array": (pack([1, 2, 3]), False),
+    "short-array": (pack([1, [5, 6]]), False),
+    "long-array": (pack([1, [5, 6], "NOP", 0]), False),
+    "missing-ctime": (pack({"seq": 1, "cmd_type": "NOP"}), False),
+    "duplicate-seq": (b"\x84\xa3seq\x01" + _TOP + b"\xa3NOP", False),
+    "nil-key": (b"\x84\xc0\x01" + _TOP + b"\xa3NOP", False),
+    "negative-seq": (_doc(seq=-1), False),
+    "float-seq": (_doc(seq=1.0), False),
+    "bool-seq": (_doc(seq=True), False),
+    "short-ctime": (_doc(ctime=[5]), False),
+    "ctime-as-map": (_doc(ctime={"secs": 5, "nanos": 6}), False),
+    "negative-nanos": (_doc(ctime=[5, -1]), False),
+    "lowercase-variant": (_doc("nop"), False),
+    "unknown-variant": (_doc("Other"), False),
+    "variant-index-3": (_doc(3), False),
+    "command-unit": (_doc("Command"), False),
+    "nop-with-value": (_doc({"NOP": 1}), False),
+    "two-variants": (_doc({"NOP": None, "Fail": None}), False),
+    "command-no-env": (_doc({"Command": {"params": []}}), False),
+    "command-dup-params": (
+        _TOP + b"\x81\xa7Command\x83\xa6params\x90\xa6params\x90\xa3env\x90",
+        False,
+    ),
+    "bin-param": (_doc(_cmd([b"ab"])), False),
+    "str-param": (_doc(_cmd(["ab"])), False),
+    "bin-env-name": (_doc(_cmd(env=[[b"A", [66]]])), False),
+    "str-env-value": (_doc(_cmd(env=[[[65], "B"]])), False),
+    "env-triple": (_doc(_cmd(env=[[[65], [66], [67]]])), False),
+    "env-as-map": (_doc({"Command": {"params": [], "env": {"A": "B"}}}), False),
+    "byte-256": (_doc(_cmd([[256]])), False),
+    "byte-negative": (_doc(_cmd([[-1]])), False),
+    "byte-bool": (_doc(_cmd([[True]])), False),
+    "param-nil": (_doc(_cmd([None])), False),
+}
