@@ -22,11 +22,9 @@ import re
 import select
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import termios
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +33,8 @@ from typing import Any, BinaryIO
 
 from spooler import log
 from spooler.errors import LockError, SpoolError, TransportUnavailable
-from spooler.ids import new_job_name, uuid4_text
+from spooler.ids import new_job_name
+from spooler.lease import HeartbeatLock, LockedSequence
 from spooler.seqfile import parse_seq
 from spooler.streams import raw_fd
 from spooler.transport import Capability, SequenceState, Transport
@@ -233,9 +232,17 @@ class RcloneTransport(Transport):
         lock = _LockObject(self)
         lock.acquire()
         try:
-            yield _RcloneSequence(self, lock)
+            yield LockedSequence(lock, self._read_seq, self._write_seq)
         finally:
             lock.release()
+
+    def _read_seq(self) -> int:
+        text = self.run("cat", self.path(SEQ_NAME)).decode("ascii", "replace")
+        return parse_seq(text, self.location)
+
+    def _write_seq(self, value: int) -> None:
+        self.run("rcat", self.path(f"{SEQ_NAME}.temp"), data=b"%d\n" % value)
+        self.run("moveto", self.path(f"{SEQ_NAME}.temp"), self.path(SEQ_NAME))
 
 
 class _CatStream:
@@ -294,26 +301,15 @@ class _CatStream:
         self.close()
 
 
-class _LockObject:
+class _LockObject(HeartbeatLock):
     """Best-effort lock: write a token, let it settle, read it back."""
 
     def __init__(self, t: RcloneTransport) -> None:
+        super().__init__(t.location, t.lock_ttl)
         self.t = t
-        self.token = uuid4_text()
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
 
-    def _doc(self) -> bytes:
-        now = time.time()
-        return json.dumps(
-            {
-                "owner": self.token,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "expires": now + self.t.lock_ttl,
-            }
-        ).encode()
+    def _write(self) -> None:
+        self.t.run("rcat", self.t.path(LOCK_NAME), data=json.dumps(self.document()).encode())
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -323,57 +319,21 @@ class _LockObject:
         except ValueError:
             return {}
 
-    def acquire(self) -> None:
+    def create(self) -> None:
         holder = self._read()
         if holder is not None and float(holder.get("expires", 0)) > time.time():
-            raise LockError(
-                f"{self.t.location} is being processed by {holder.get('host', '?')} "
-                f"(pid {holder.get('pid', '?')}); lock object {LOCK_NAME}"
-            )
+            raise LockError(self.describe_holder(holder, f"its lock object {LOCK_NAME}"))
         if holder is not None:
-            _log.warn(
-                "Replacing expired lock of %s (pid %s)", holder.get("host"), holder.get("pid")
-            )
-        self.t.run("rcat", self.t.path(LOCK_NAME), data=self._doc())
+            _log.warn("Replacing expired lock of %s", holder.get("host"))
+        self._write()
         time.sleep(self.t.settle)  # let a racing writer's object land, then check
         if (self._read() or {}).get("owner") != self.token:
-            raise LockError(f"{self.t.location}: another processor took the lock at the same time")
-        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="fspl-lock")
-        self._beat.start()
+            raise LockError(f"{self.location}: another processor took the lock at the same time")
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.t.lock_ttl / 3):
-            try:
-                if (self._read() or {}).get("owner") != self.token:
-                    raise SpoolError("lock object replaced")
-                self.t.run("rcat", self.t.path(LOCK_NAME), data=self._doc())
-            except Exception as exc:
-                _log.error("Lock refresh failed: %s", exc)
-                self.lost.set()
-                return
+    def refresh(self) -> None:
+        if (self._read() or {}).get("owner") != self.token:
+            raise SpoolError("lock object replaced")
+        self._write()
 
-    def check(self) -> None:
-        if self.lost.is_set():
-            raise SpoolError(f"{self.t.location}: the processing lock was lost; stopping")
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-        if not self.lost.is_set():
-            self.t._remove_quietly(LOCK_NAME)
-
-
-class _RcloneSequence:
-    def __init__(self, t: RcloneTransport, lock: _LockObject) -> None:
-        self.t = t
-        self.lock = lock
-
-    def read(self) -> int:
-        text = self.t.run("cat", self.t.path(SEQ_NAME)).decode("ascii", "replace")
-        return parse_seq(text, self.t.location)
-
-    def write(self, value: int) -> None:
-        self.lock.check()
-        self.t.run("rcat", self.t.path(f"{SEQ_NAME}.temp"), data=b"%d\n" % value)
-        self.t.run("moveto", self.t.path(f"{SEQ_NAME}.temp"), self.t.path(SEQ_NAME))
+    def remove(self) -> None:
+        self.t.run("deletefile", self.t.path(LOCK_NAME))

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -43,7 +41,8 @@ from spooler_plugins.fsspec.transport import (
 
 from spooler import log
 from spooler.errors import LockError, SpoolError
-from spooler.ids import new_job_name, uuid4_text
+from spooler.ids import new_job_name
+from spooler.lease import HeartbeatLock, LockedSequence
 from spooler.progress import Progress
 from spooler.seqfile import parse_seq
 from spooler.transport import Capability
@@ -219,42 +218,31 @@ class S3Transport(FsspecTransport):
 
     # -- the lease and the sequence ----------------------------------------------
     @contextmanager
-    def lock_sequence(self) -> Iterator[_S3Sequence]:  # type: ignore[override]
+    def lock_sequence(self) -> Iterator[LockedSequence]:  # type: ignore[override]
         if self.is_append_only():
             raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
         lease = _Lease(self)
         lease.acquire()
         try:
-            yield _S3Sequence(self, lease)
+            sequence = _SequenceObject(self)
+            yield LockedSequence(lease, sequence.read, sequence.write)
         finally:
             lease.release()
 
 
-class _Lease:
-    """The processing lease: created exclusively, renewed, released."""
+class _Lease(HeartbeatLock):
+    """The processing lease: created exclusively, renewed by compare-and-swap."""
 
     def __init__(self, transport: S3Transport) -> None:
+        super().__init__(transport.location, transport.lease_ttl)
         self.t = transport
         self.key = transport.key(LEASE_NAME)
-        self.token = uuid4_text()
         self.etag = ""
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
 
     def _body(self) -> bytes:
-        now = time.time()
-        return json.dumps(
-            {
-                "owner": self.token,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "acquired": now,
-                "expires": now + self.t.lease_ttl,
-            }
-        ).encode()
+        return json.dumps(self.document()).encode()
 
-    def acquire(self) -> None:
+    def create(self) -> None:
         for _ in range(2):
             try:
                 reply = self.t.call("put_object", Key=self.key, Body=self._body(), IfNoneMatch="*")
@@ -262,13 +250,14 @@ class _Lease:
                 if not _precondition_failed(exc):
                     raise
                 if not self._break_if_stale():
-                    raise LockError(self._describe_holder()) from None
+                    current = self._current()
+                    raise LockError(
+                        self.describe_holder(current[0] if current else {}, "its lease")
+                    ) from None
                 continue
             self.etag = reply["ETag"]
-            self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="fspl-lease")
-            self._beat.start()
             return
-        raise LockError(f"{self.t.location}: lost the race for the lease; try again")
+        raise LockError(f"{self.location}: lost the race for the lease; try again")
 
     def _current(self) -> tuple[dict[str, Any], str] | None:
         try:
@@ -299,49 +288,19 @@ class _Lease:
             return False  # someone renewed or broke it first
         return True
 
-    def _describe_holder(self) -> str:
-        current = self._current()
-        doc = current[0] if current else {}
-        left = float(doc.get("expires", 0)) - time.time()
-        return (
-            f"{self.t.location} is being processed by {doc.get('host', '?')} "
-            f"(pid {doc.get('pid', '?')}); its lease expires in {max(left, 0):.0f} s"
-        )
+    def refresh(self) -> None:
+        reply = self.t.call("put_object", Key=self.key, Body=self._body(), IfMatch=self.etag)
+        self.etag = reply["ETag"]
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.t.lease_ttl / 3):
-            try:
-                reply = self.t.call(
-                    "put_object", Key=self.key, Body=self._body(), IfMatch=self.etag
-                )
-                self.etag = reply["ETag"]
-            except Exception as exc:
-                _log.error("Lease renewal failed: %s", exc)
-                self.lost.set()
-                return
-
-    def check(self) -> None:
-        if self.lost.is_set():
-            raise SpoolError(f"{self.t.location}: the processing lease was lost; stopping")
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-        if self.lost.is_set():
-            return
-        try:
-            self.t.call("delete_object", Key=self.key, IfMatch=self.etag)
-        except Exception as exc:
-            _log.warn("Could not release the lease: %s", exc)
+    def remove(self) -> None:
+        self.t.call("delete_object", Key=self.key, IfMatch=self.etag)
 
 
-class _S3Sequence:
+class _SequenceObject:
     """``nextseq`` read with its ETag and replaced by compare-and-swap."""
 
-    def __init__(self, transport: S3Transport, lease: _Lease) -> None:
+    def __init__(self, transport: S3Transport) -> None:
         self.t = transport
-        self.lease = lease
         self.key = transport.key(SEQ_NAME)
         self.etag = ""
 
@@ -350,7 +309,6 @@ class _S3Sequence:
         return parse_seq(body.decode("ascii", "replace"), self.t.location)
 
     def write(self, value: int) -> None:
-        self.lease.check()
         if not self.etag:
             self.read()
         try:

@@ -24,9 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,7 +36,8 @@ from paramiko.sftp import CMD_EXTENDED, SFTPError
 
 from spooler import log
 from spooler.errors import LockError, SpoolError
-from spooler.ids import new_job_name, uuid4_text
+from spooler.ids import new_job_name
+from spooler.lease import HeartbeatLock, LockedSequence
 from spooler.progress import Progress
 from spooler.seqfile import parse_seq
 from spooler.streams import BUFSIZE
@@ -209,6 +208,11 @@ class SFTPTransport(Transport):
             return True
         return False
 
+    def _read_seq(self) -> int:
+        with self.sftp.open(self._meta(SEQ_NAME), "rb") as handle:
+            text = handle.read(64).decode("ascii", "replace")
+        return parse_seq(text, self.location)
+
     def _write_seq(self, value: int) -> None:
         temp = self._meta(f"{SEQ_NAME}.temp")
         with self.sftp.open(temp, "w") as out:
@@ -229,7 +233,7 @@ class SFTPTransport(Transport):
         lock.acquire()
         try:
             self._clean_stale_temps()
-            yield _SFTPSequence(self, lock)
+            yield LockedSequence(lock, self._read_seq, self._write_seq)
         finally:
             lock.release()
 
@@ -243,38 +247,28 @@ class SFTPTransport(Transport):
                 self._remove_quietly(self.path(name))
 
 
-class _LockFile:
+class _LockFile(HeartbeatLock):
     """``nextseq.sftp-lock``: created with CREATE|EXCL, touched while held."""
 
     def __init__(self, t: SFTPTransport) -> None:
+        super().__init__(t.location, t.lock_ttl)
         self.t = t
         self.path = t._meta(LOCK_NAME)
-        self.token = uuid4_text()
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
 
-    def acquire(self) -> None:
+    def create(self) -> None:
         for _ in range(2):
             try:
                 with self.t.sftp.open(self.path, "wx") as out:
-                    out.write(json.dumps(self._doc()).encode())
+                    out.write(json.dumps(self.document()).encode())
+                return
             except OSError:
-                if self._break_if_stale():
-                    continue
-                raise LockError(self._describe_holder()) from None
-            self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="fspl-lock")
-            self._beat.start()
-            return
-        raise LockError(f"{self.t.location}: lost the race for the lock; try again")
-
-    def _doc(self) -> dict[str, Any]:
-        return {
-            "owner": self.token,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "time": time.time(),
-        }
+                if not self._break_if_stale():
+                    doc = (self._holder() or ({}, 0.0))[0]
+                    raise LockError(
+                        f"{self.location} is being processed by {doc.get('host', '?')} "
+                        f"(pid {doc.get('pid', '?')}); lock file {LOCK_NAME}"
+                    ) from None
+        raise LockError(f"{self.location}: lost the race for the lock; try again")
 
     def _holder(self) -> tuple[dict[str, Any], float] | None:
         try:
@@ -294,7 +288,7 @@ class _LockFile:
         if holder is None:
             return True
         doc, mtime = holder
-        if time.time() - mtime < self.t.lock_ttl:
+        if time.time() - mtime < self.ttl:
             return False
         aside = f"{self.path}.stale-{self.token}"
         try:
@@ -305,52 +299,15 @@ class _LockFile:
         self.t._remove_quietly(aside)
         return True
 
-    def _describe_holder(self) -> str:
+    def refresh(self) -> None:
         holder = self._holder()
-        doc = holder[0] if holder else {}
-        return (
-            f"{self.t.location} is being processed by {doc.get('host', '?')} "
-            f"(pid {doc.get('pid', '?')}); lock file {LOCK_NAME}"
-        )
+        if not holder or holder[0].get("owner") != self.token:
+            raise SpoolError("lock file replaced")
+        now = time.time()
+        self.t.sftp.utime(self.path, (now, now))
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.t.lock_ttl / 3):
-            try:
-                holder = self._holder()
-                if not holder or holder[0].get("owner") != self.token:
-                    raise SpoolError("lock file replaced")
-                now = time.time()
-                self.t.sftp.utime(self.path, (now, now))
-            except Exception as exc:
-                _log.error("Lock refresh failed: %s", exc)
-                self.lost.set()
-                return
-
-    def check(self) -> None:
-        if self.lost.is_set():
-            raise SpoolError(f"{self.t.location}: the processing lock was lost; stopping")
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-        if not self.lost.is_set():
-            self.t._remove_quietly(self.path)
-
-
-class _SFTPSequence:
-    def __init__(self, t: SFTPTransport, lock: _LockFile) -> None:
-        self.t = t
-        self.lock = lock
-
-    def read(self) -> int:
-        with self.t.sftp.open(self.t._meta(SEQ_NAME), "rb") as handle:
-            text = handle.read(64).decode("ascii", "replace")
-        return parse_seq(text, self.t.location)
-
-    def write(self, value: int) -> None:
-        self.lock.check()
-        self.t._write_seq(value)
+    def remove(self) -> None:
+        self.t.sftp.remove(self.path)
 
 
 # -- ssh configuration ------------------------------------------------------------
