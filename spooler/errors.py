@@ -39,3 +39,8 @@ def describe_os_error(exc: OSError) -> str:
         return str(exc)
     text = exc.strerror or str(exc)
     return f"{text} (os error {exc.errno})"
+
+
+def append_only(location: str) -> SpoolError:
+    """The error for processing a queue that has no sequence state."""
+    return SpoolError(f'"{location}" is an append-only queue: it cannot be processed')

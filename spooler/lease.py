@@ -15,7 +15,8 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import log
@@ -113,3 +114,15 @@ class LockedSequence:
     def write(self, value: int) -> None:
         self.lock.check()
         self._write(value)
+
+
+@contextmanager
+def hold(
+    lock: HeartbeatLock, read: Callable[[], int], write: Callable[[int], None]
+) -> Iterator[LockedSequence]:
+    """``Transport.lock_sequence`` for a remote lock: acquire, yield, release."""
+    lock.acquire()
+    try:
+        yield LockedSequence(lock, read, write)
+    finally:
+        lock.release()

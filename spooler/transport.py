@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar, Protocol
 
@@ -204,6 +204,19 @@ class TransportSpec:
 
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+
+
+@contextmanager
+def spooled_upload(upload: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
+    """An ``open_output`` for remote transports: a local temporary file (a
+    real descriptor for the command) handed to ``upload`` when it is closed."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as spool:
+        yield spool  # type: ignore[misc]
+        spool.flush()
+        spool.seek(0)
+        upload(spool)  # type: ignore[arg-type]
 
 
 def split_scheme(location: str) -> tuple[str | None, bool]:

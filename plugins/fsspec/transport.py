@@ -10,18 +10,17 @@ conditional writes, like the S3 one built on this class).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 import fsspec
 
 from spooler import log
-from spooler.errors import SpoolError, TransportUnavailable
+from spooler.errors import SpoolError, TransportUnavailable, append_only
 from spooler.ids import new_job_name
 from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequenceState, Transport
+from spooler.transport import Capability, SequenceState, Transport, spooled_upload
 
 _log = log.get("spooler.fsspec")
 #: Keeps ``jobs/`` in existence on stores without directories; not a job name.
@@ -135,17 +134,11 @@ class FsspecTransport(Transport):
         self.fs.rm_file(self.path(name))
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
-        return self._spooled_upload(self.path(name))
+        return spooled_upload(lambda spool: self._upload(spool, self.path(name)))
 
-    @contextmanager
-    def _spooled_upload(self, path: str) -> Iterator[BinaryIO]:
-        """A local temporary file (real descriptor) uploaded when closed."""
-        with tempfile.TemporaryFile() as spool:
-            yield spool  # type: ignore[misc]
-            spool.flush()
-            spool.seek(0)
-            with self.fs.open(path, "wb") as out:
-                copy_stream(spool, out)  # type: ignore[arg-type]
+    def _upload(self, spool: BinaryIO, path: str) -> None:
+        with self.fs.open(path, "wb") as out:
+            copy_stream(spool, out)
 
     # -- queue structure and sequence -------------------------------------
     def _exists(self) -> bool:
@@ -165,7 +158,7 @@ class FsspecTransport(Transport):
 
     def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
-            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
+            raise append_only(self.location)
         raise SpoolError(
             f"{type(self.fs).__name__} offers no atomic create, so {self.location} cannot be "
             "processed in place; move its jobs to a local queue with 'fspl queue-move'"

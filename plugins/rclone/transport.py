@@ -23,21 +23,20 @@ import select
 import shlex
 import shutil
 import subprocess
-import tempfile
 import termios
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from spooler import log
-from spooler.errors import LockError, SpoolError, TransportUnavailable
+from spooler.errors import LockError, SpoolError, TransportUnavailable, append_only
 from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, LockedSequence
+from spooler.lease import HeartbeatLock, hold
 from spooler.seqfile import parse_seq
 from spooler.streams import raw_fd
-from spooler.transport import Capability, SequenceState, Transport
+from spooler.transport import Capability, SequenceState, Transport, spooled_upload
 
 _log = log.get("spooler.rclone")
 PLACEHOLDER = ".fspl-keep"
@@ -198,13 +197,9 @@ class RcloneTransport(Transport):
     def delete(self, name: str) -> None:
         self.run("deletefile", self.path(f"jobs/{name}"))
 
-    @contextmanager
-    def open_output(self, name: str) -> Iterator[BinaryIO]:
-        with tempfile.TemporaryFile() as spool:
-            yield spool  # type: ignore[misc]
-            spool.flush()
-            spool.seek(0)
-            self.run("rcat", self.path(f"jobs/{name}"), stdin=spool.fileno())
+    def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
+        target = self.path(f"jobs/{name}")
+        return spooled_upload(lambda spool: self.run("rcat", target, stdin=spool.fileno()))
 
     # -- structure and sequence -------------------------------------------------
     def init(self, append_only: bool = False) -> None:
@@ -225,16 +220,10 @@ class RcloneTransport(Transport):
     def is_append_only(self) -> bool:
         return not self.exists(SEQ_NAME)
 
-    @contextmanager
-    def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
+    def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
-            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
-        lock = _LockObject(self)
-        lock.acquire()
-        try:
-            yield LockedSequence(lock, self._read_seq, self._write_seq)
-        finally:
-            lock.release()
+            raise append_only(self.location)
+        return hold(_LockObject(self), self._read_seq, self._write_seq)
 
     def _read_seq(self) -> int:
         text = self.run("cat", self.path(SEQ_NAME)).decode("ascii", "replace")

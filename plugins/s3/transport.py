@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO
 
 import s3fs
@@ -40,12 +40,12 @@ from spooler_plugins.fsspec.transport import (
 )
 
 from spooler import log
-from spooler.errors import LockError, SpoolError
+from spooler.errors import LockError, SpoolError, append_only
 from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, LockedSequence
+from spooler.lease import HeartbeatLock, hold
 from spooler.progress import Progress
 from spooler.seqfile import parse_seq
-from spooler.transport import Capability
+from spooler.transport import Capability, SequenceState
 
 _log = log.get("spooler.s3")
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; 8 keeps memory and requests low
@@ -217,17 +217,11 @@ class S3Transport(FsspecTransport):
         return False
 
     # -- the lease and the sequence ----------------------------------------------
-    @contextmanager
-    def lock_sequence(self) -> Iterator[LockedSequence]:  # type: ignore[override]
+    def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
-            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
-        lease = _Lease(self)
-        lease.acquire()
-        try:
-            sequence = _SequenceObject(self)
-            yield LockedSequence(lease, sequence.read, sequence.write)
-        finally:
-            lease.release()
+            raise append_only(self.location)
+        sequence = _SequenceObject(self)
+        return hold(_Lease(self), sequence.read, sequence.write)
 
 
 class _Lease(HeartbeatLock):

@@ -24,10 +24,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -35,13 +34,13 @@ import paramiko
 from paramiko.sftp import CMD_EXTENDED, SFTPError
 
 from spooler import log
-from spooler.errors import LockError, SpoolError
+from spooler.errors import LockError, SpoolError, append_only
 from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, LockedSequence
+from spooler.lease import HeartbeatLock, hold
 from spooler.progress import Progress
 from spooler.seqfile import parse_seq
 from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequenceState, Transport
+from spooler.transport import Capability, SequenceState, Transport, spooled_upload
 
 _log = log.get("spooler.sftp")
 LOCK_NAME = "nextseq.sftp-lock"
@@ -178,13 +177,9 @@ class SFTPTransport(Transport):
     def delete(self, name: str) -> None:
         self.sftp.remove(self.path(name))
 
-    @contextmanager
-    def open_output(self, name: str) -> Iterator[BinaryIO]:
-        with tempfile.TemporaryFile() as spool:
-            yield spool  # type: ignore[misc]
-            spool.flush()
-            spool.seek(0)
-            self.sftp.putfo(spool, self.path(name), confirm=False)
+    def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
+        target = self.path(name)
+        return spooled_upload(lambda spool: self.sftp.putfo(spool, target, confirm=False))
 
     # -- structure and sequence -------------------------------------------------
     def init(self, append_only: bool = False) -> None:
@@ -228,14 +223,10 @@ class SFTPTransport(Transport):
     @contextmanager
     def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
         if self.is_append_only():
-            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
-        lock = _LockFile(self)
-        lock.acquire()
-        try:
+            raise append_only(self.location)
+        with hold(_LockFile(self), self._read_seq, self._write_seq) as state:
             self._clean_stale_temps()
-            yield LockedSequence(lock, self._read_seq, self._write_seq)
-        finally:
-            lock.release()
+            yield state
 
     def _clean_stale_temps(self) -> None:
         """Remove temporary files of deliveries that died long ago."""
