@@ -82,12 +82,16 @@ def test_commands_and_reference_interop(
 
 def test_clear_errors(ours: Runner, rclone_local: dict[str, str], tmp_path: Path) -> None:
     unknown = ours("queue-ls", "-q", "rclone:nosuchremote:/q")
-    assert unknown.returncode == 1 and "didn't find section in config file" in unknown.err
+    assert unknown.returncode == 1
+    assert 'no remote named "nosuchremote"' in unknown.err
+    assert "RCLONE_CONFIG_NOSUCHREMOTE_TYPE" in unknown.err
+    bad_ttl = ours("queue-ls", "-q", f"rclone:localr:{tmp_path}", "-o", "lock_ttl=soon")
+    assert bad_ttl.returncode == 1 and "-o lock_ttl=soon: expected a number" in bad_ttl.err
     missing = ours("queue-ls", "-q", f"rclone:localr:{tmp_path}/none")
     assert missing.returncode == 1 and missing.err.startswith("Error: ")
     no_binary = ours("queue-ls", "-q", f"rclone:localr:{tmp_path}", env={"PATH": "/nonexistent"})
     assert no_binary.returncode == 1 and "rclone is not installed" in no_binary.err
-    for result in (unknown, missing, no_binary):
+    for result in (unknown, bad_ttl, missing, no_binary):
         assert result.err.count("\n") == 1 and "Traceback" not in result.err
 
 

@@ -53,6 +53,10 @@ class LocalTransport(Transport):
     def _job_path(self, name: str) -> str:
         return os.path.join(self.jobs_dir, name)
 
+    def job_location(self, name: str) -> str:
+        # As the reference: the -q value verbatim, trailing slashes and all.
+        return f"{self.location}/jobs/{name}"
+
     # -- jobs ------------------------------------------------------------
     def list_names(self) -> list[str]:
         try:

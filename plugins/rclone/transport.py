@@ -57,6 +57,23 @@ def last_error(stderr: bytes) -> str:
     return _NOISE.sub("", lines[-1]) if lines else "failed"
 
 
+_UNKNOWN_REMOTE = "didn't find section in config file"
+
+
+def _seconds(options: Mapping[str, str], key: str, default: float) -> float:
+    """A duration option; a one-line error, not a traceback, when it is not one."""
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise SpoolError(f"-o {key}={raw}: expected a number of seconds")
+    return value
+
+
 class RcloneTransport(Transport):
     """A queue at ``REMOTE:PATH`` of an rclone remote."""
 
@@ -66,8 +83,9 @@ class RcloneTransport(Transport):
         super().__init__(location)
         self.base = base.rstrip("/")
         self.argv = argv
-        self.lock_ttl = float(options.get("lock_ttl", DEFAULT_LOCK_TTL))
-        self.settle = float(options.get("lock_settle", DEFAULT_SETTLE))
+        self.remote = base.split(":", 1)[0]
+        self.lock_ttl = _seconds(options, "lock_ttl", DEFAULT_LOCK_TTL)
+        self.settle = _seconds(options, "lock_settle", DEFAULT_SETTLE)
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> RcloneTransport:
@@ -80,10 +98,14 @@ class RcloneTransport(Transport):
         binary = shutil.which("rclone")
         if binary is None:
             raise TransportUnavailable("rclone is not installed (apt-get install rclone)")
-        argv = [binary]
+        # Never prompt: a password prompt would read the payload on stdin.
+        argv = [binary, "--ask-password=false"]
         if options.get("config"):
             argv += ["--config", options["config"]]
-        argv += shlex.split(options.get("flags", ""))
+        try:
+            argv += shlex.split(options.get("flags", ""))
+        except ValueError as exc:
+            raise SpoolError(f"-o flags: {exc}") from None
         return cls(url, base, argv, options)
 
     # -- running rclone -------------------------------------------------------
@@ -96,12 +118,17 @@ class RcloneTransport(Transport):
         proc = subprocess.run(
             [*self.argv, *args],
             input=data,
-            stdin=stdin if data is None else None,
+            stdin=subprocess.DEVNULL if data is None and stdin is None else stdin,
             capture_output=True,
             check=False,
         )
         if proc.returncode != 0:
             message = last_error(proc.stderr)
+            if _UNKNOWN_REMOTE in message:
+                raise SpoolError(
+                    f'rclone has no remote named "{self.remote}": define it with rclone config, '
+                    f"-o config=FILE or RCLONE_CONFIG_{self.remote.upper()}_TYPE=…"
+                )
             if "directory not found" in message or "object not found" in message:
                 raise FileNotFoundError(message)
             raise SpoolError(f"rclone {args[0]} {self.location}: {message}")

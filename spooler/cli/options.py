@@ -123,6 +123,22 @@ def emit(data: bytes | str) -> None:
     write_all(1, data.encode() if isinstance(data, str) else data)
 
 
+class U64(click.ParamType):
+    """An unsigned 64-bit integer as the reference reads one: ``+`` and digits only."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from ..seqfile import parse_u64
+
+        try:
+            return parse_u64(value, "")
+        except Exception:
+            self.fail(f"{value!r} is not a whole number from 0 to 2^64-1", param, ctx)
+
+
 def parse_id(value: str) -> int:
     """A job or sequence ID: an unsigned 64-bit decimal number."""
     from ..seqfile import parse_u64

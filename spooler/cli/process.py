@@ -33,9 +33,10 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0, min_open=True),
+                type=options.U64(),
                 metavar="SECONDS",
-                help="Kill the command (its whole process group) after this long; a failure",
+                help="Kill the command (its whole process group) after this many whole "
+                "seconds; a failure",
             ),
             click.argument("command_", metavar="COMMAND"),
         ]
@@ -73,7 +74,7 @@ def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> clic
     help="On failure: Retry (stop, keep the job), Delete or Leave it and go on",
 )
 @click.option("--never-delete", is_flag=True, help="Never delete any job file")
-@click.option("-n", "--maxjobs", type=click.IntRange(min=0), metavar="N", help="Stop after N jobs")
+@click.option("-n", "--maxjobs", type=options.U64(), metavar="N", help="Stop after N jobs")
 @click.option(
     "--output-to",
     type=_choice(None, "PassBoth", "SaveBoth"),

@@ -14,23 +14,21 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import os
-import socket
 import ssl
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from spooler.errors import LockError, SpoolError
-from spooler.ids import new_job_name, uuid4_text
+from spooler.errors import LockError, SpoolError, append_only
+from spooler.ids import new_job_name
+from spooler.lease import HeartbeatLock, hold
 from spooler.seqfile import parse_seq
-from spooler.transport import Capability, SequenceState, Transport
+from spooler.transport import Capability, SequenceState, Transport, spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
 SEQ_NAME = "nextseq"
@@ -194,14 +192,12 @@ class WebDAVTransport(Transport):
     def delete(self, name: str) -> None:
         self._expect(self.request("DELETE", f"jobs/{name}"), f"DELETE jobs/{name}", 200, 204)
 
-    @contextmanager
-    def open_output(self, name: str) -> Iterator[BinaryIO]:
-        with tempfile.TemporaryFile() as spool:
-            yield spool  # type: ignore[misc]
-            spool.flush()
-            spool.seek(0)
-            reply = self.request("PUT", f"jobs/{name}", body=spool)  # type: ignore[arg-type]
+    def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
+        def upload(spool: BinaryIO) -> None:
+            reply = self.request("PUT", f"jobs/{name}", body=spool)
             self._expect(reply, f"PUT jobs/{name}", 200, 201, 204)
+
+        return spooled_upload(upload)
 
     # -- structure and sequence ----------------------------------------------------
     def init(self, append_only: bool = False) -> None:
@@ -216,58 +212,60 @@ class WebDAVTransport(Transport):
     def is_append_only(self) -> bool:
         return self.request("HEAD", SEQ_NAME).status == 404
 
-    @contextmanager
-    def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
+    def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
-            raise SpoolError(f'"{self.location}" is an append-only queue: it cannot be processed')
-        lock = _Lock(self)
-        lock.acquire()
-        try:
-            yield _Sequence(self, lock)
-        finally:
-            lock.release()
+            raise append_only(self.location)
+        return hold(_Lock(self), self._read_seq, self._write_seq)
+
+    def _read_seq(self) -> int:
+        response = self.request("GET", SEQ_NAME, stream=True)
+        body = response.read()
+        self._expect(response, "GET nextseq", 200)
+        return parse_seq(body.decode("ascii", "replace"), self.location)
+
+    def _write_seq(self, value: int) -> None:
+        temp = f"{SEQ_NAME}.temp"
+        self._expect(self.request("PUT", temp, body=b"%d\n" % value), "PUT", 201, 204)
+        moved = self.request(
+            "MOVE", temp, headers={"Destination": self._url_path(SEQ_NAME), "Overwrite": "T"}
+        )
+        self._expect(moved, "MOVE nextseq", 201, 204)
 
 
-class _Lock:
-    """``PUT If-None-Match: *`` creates it exclusively; refreshed while held.
+class _Lock(HeartbeatLock):
+    """``PUT If-None-Match: *`` creates it exclusively; the heartbeat thread,
+    the lost-lock check and the release come from :class:`HeartbeatLock`.
 
     Stale rule: a lock whose ``expires`` has passed may be deleted, with
     ``If-Match`` on the ETag we saw, so that two breakers cannot both win.
     """
 
     def __init__(self, t: WebDAVTransport) -> None:
+        super().__init__(t.location, t.lock_ttl)
         self.t = t
-        self.token = uuid4_text()
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
 
-    def _doc(self) -> bytes:
-        return json.dumps(
-            {
-                "owner": self.token,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "expires": time.time() + self.t.lock_ttl,
-            }
-        ).encode()
+    def _body(self) -> bytes:
+        return json.dumps(self.document()).encode()
 
-    def acquire(self) -> None:
+    def create(self) -> None:
         for _ in range(2):
             reply = self.t.request(
-                "PUT", LOCK_NAME, body=self._doc(), headers={"If-None-Match": "*"}
+                "PUT", LOCK_NAME, body=self._body(), headers={"If-None-Match": "*"}
             )
             if reply.status in (200, 201, 204):
-                self._beat = threading.Thread(target=self._refresh, daemon=True)
-                self._beat.start()
                 return
             if reply.status != 412:
                 self.t._expect(reply, "PUT lock", 201)
-            if not self._break_if_stale():
-                raise LockError(f"{self.t.location} is being processed (lock {LOCK_NAME})")
+            holder = self._read()
+            if holder is not None and float(holder[0].get("expires", 0)) > time.time():
+                raise LockError(self.describe_holder(holder[0], f"its lock {LOCK_NAME}"))
+            if holder is not None:
+                headers = {"If-Match": holder[1]} if holder[1] else {}
+                self.t.request("DELETE", LOCK_NAME, headers=headers)
         raise LockError(f"{self.t.location}: lost the race for the lock; try again")
 
     def _read(self) -> tuple[dict[str, Any], str] | None:
+        """The lock's document and ETag; None when there is no lock."""
         response = self.t.request("GET", LOCK_NAME, stream=True)
         body = response.read()
         if response.status == 404:
@@ -277,49 +275,11 @@ class _Lock:
         except ValueError:
             return {}, response.getheader("ETag") or ""
 
-    def _break_if_stale(self) -> bool:
+    def refresh(self) -> None:
         current = self._read()
-        if current is None:
-            return True
-        doc, etag = current
-        if float(doc.get("expires", 0)) > time.time():
-            return False
-        headers = {"If-Match": etag} if etag else {}
-        return self.t.request("DELETE", LOCK_NAME, headers=headers).status in (200, 204, 404)
+        if not current or current[0].get("owner") != self.token:
+            raise SpoolError("the lock now belongs to another processor")
+        self.t.request("PUT", LOCK_NAME, body=self._body(), headers={"If-Match": current[1]})
 
-    def _refresh(self) -> None:
-        while not self._stop.wait(self.t.lock_ttl / 3):
-            current = self._read()
-            if not current or current[0].get("owner") != self.token:
-                self.lost.set()
-                return
-            self.t.request("PUT", LOCK_NAME, body=self._doc(), headers={"If-Match": current[1]})
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-        if not self.lost.is_set():
-            self.t._remove_quietly(LOCK_NAME)
-
-
-class _Sequence:
-    def __init__(self, t: WebDAVTransport, lock: _Lock) -> None:
-        self.t = t
-        self.lock = lock
-
-    def read(self) -> int:
-        response = self.t.request("GET", SEQ_NAME, stream=True)
-        body = response.read()
-        self.t._expect(response, "GET nextseq", 200)
-        return parse_seq(body.decode("ascii", "replace"), self.t.location)
-
-    def write(self, value: int) -> None:
-        if self.lock.lost.is_set():
-            raise SpoolError(f"{self.t.location}: the processing lock was lost; stopping")
-        temp = f"{SEQ_NAME}.temp"
-        self.t._expect(self.t.request("PUT", temp, body=b"%d\n" % value), "PUT", 201, 204)
-        moved = self.t.request(
-            "MOVE", temp, headers={"Destination": self.t._url_path(SEQ_NAME), "Overwrite": "T"}
-        )
-        self.t._expect(moved, "MOVE nextseq", 201, 204)
+    def remove(self) -> None:
+        self.t._remove_quietly(LOCK_NAME)
