@@ -71,6 +71,9 @@ def start_sshd(work: Path) -> SSHServer:
         f"AuthorizedKeysFile {work}/authorized_keys\nPidFile {work}/sshd.pid\n"
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
+        # rclone opens a connection per call, several at once for headers: the
+        # default (10:30:100) randomly drops connections past 10 handshakes.
+        "MaxStartups 100\n"
     )
     os.makedirs("/run/sshd", exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)

@@ -198,6 +198,25 @@ def test_two_processors_one_refuses(ours: Runner, queue: Path) -> None:
         assert first.wait(30) == 0
 
 
+def _world_readable_runtime(base: Path) -> Path:
+    """Copies of the packages queue-ls imports, for a user who cannot read
+    this checkout or its virtualenv (CI clones into a private directory)."""
+    import click
+    import msgpack
+    import pluggy
+    import spooler_plugins
+
+    import spooler
+
+    runtime = base / "runtime"
+    for package in (spooler, spooler_plugins, click, msgpack, pluggy):
+        source = Path(package.__file__).parent
+        shutil.copytree(
+            source, runtime / package.__name__, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return runtime
+
+
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv is needed")
 def test_unreadable_job_file(ours: Runner) -> None:
     """As an unprivileged user, an unreadable job is skipped by listings."""
@@ -229,7 +248,7 @@ def test_unreadable_job_file(ours: Runner) -> None:
             capture_output=True,
             text=True,
             cwd="/",
-            env={**os.environ, "HOME": "/"},
+            env={**os.environ, "HOME": "/", "PYTHONPATH": str(_world_readable_runtime(base))},
         )
     finally:
         shutil.rmtree(base)
