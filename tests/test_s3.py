@@ -126,6 +126,61 @@ def test_large_multipart_delivery(s3_server: S3Server, bucket: str) -> None:
     assert uploads(s3_server, bucket) == []
 
 
+@pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
+def test_cli_delivery_from_a_pipe(
+    ours: Runner, s3_server: S3Server, bucket: str, checksums: str
+) -> None:
+    """A pipe gives 64 KiB per read; parts must still be whole and in order,
+    carry a CRC32 each (unless the user turned optional checksums off for a
+    store without them) and combine into a checked object."""
+    url = f"s3://{bucket}/pipe"
+    ours("queue-init", "-q", url)
+    packet = build_packet(1, os.urandom(17 * 1024 * 1024 + 5))  # three growing parts
+    feeder = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "spooler", "queue-write", "-q", url],
+        stdin=feeder.stdout,
+        env={**os.environ, "AWS_REQUEST_CHECKSUM_CALCULATION": checksums},
+    )
+    assert feeder.stdin is not None and feeder.stdout is not None
+    feeder.stdout.close()
+    feeder.stdin.write(packet)
+    feeder.stdin.close()
+    assert writer.wait(60) == 0 and feeder.wait(10) == 0
+    (key,) = [k for k in objects(s3_server, bucket) if k.endswith(".fspl")]
+    client = s3_server.client()
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == packet
+    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert ("ChecksumCRC32" in head) == (checksums == "when_supported")
+    assert uploads(s3_server, bucket) == []
+
+
+def test_part_sizes_grow_within_the_part_limit() -> None:
+    from spooler_plugins.s3.upload import PART_SIZE, PARTS_PER_SIZE, part_size
+
+    assert part_size(1) == part_size(PARTS_PER_SIZE) == PART_SIZE
+    assert part_size(PARTS_PER_SIZE + 1) == 2 * PART_SIZE
+    assert sum(part_size(n) for n in range(1, 10_001)) > 250 * 1024**3  # S3: 10,000 parts
+
+
+def test_queue_write_imports_no_s3fs(ours: Runner, s3_server: S3Server, bucket: str) -> None:
+    """Delivery uses botocore alone: s3fs, fsspec and aiobotocore stay out."""
+    url = f"s3://{bucket}/lean"
+    ours("queue-init", "-q", url)
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['fspl', 'queue-write', '-q', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('spooler', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'s3fs', 'fsspec', 'aiobotocore'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, url], input=build_packet(1), capture_output=True, check=True
+    )
+    assert result.stdout == b"[]\n"
+    assert len([k for k in objects(s3_server, bucket) if "lean/jobs/fspl-" in k]) == 1
+
+
 def test_failed_multipart_upload_is_aborted(s3_server: S3Server, bucket: str) -> None:
     queue = open_queue(f"s3://{bucket}/q")
     queue.init()
@@ -278,14 +333,22 @@ def test_bad_locations_are_one_line_errors(
     assert "Traceback" not in result.err
 
 
-def test_unreachable_endpoint(ours: Runner, s3_server: S3Server) -> None:
+@pytest.mark.parametrize("command", ["queue-ls", "queue-write"])
+def test_unreachable_endpoint(ours: Runner, s3_server: S3Server, command: str) -> None:
     result = ours(
-        "queue-ls",
+        command,
         "-q",
         "s3://bucket/q",
         "-o",
         "endpoint_url=http://127.0.0.1:9",
         env={"AWS_MAX_ATTEMPTS": "1"},
+        input=build_packet(1),
     )
     assert result.returncode == 1 and result.err.startswith("Error: ")
-    assert "Traceback" not in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_queue_write_to_a_missing_bucket(ours: Runner, s3_server: S3Server) -> None:
+    result = ours("queue-write", "-q", "s3://no-such-bucket-fspl/q", input=build_packet(1))
+    assert result.returncode == 1
+    assert result.err == "Error: s3://no-such-bucket-fspl/q: no such bucket\n"

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO
-
-import fsspec
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from spooler import log
 from spooler.errors import SpoolError, TransportUnavailable, append_only
 from spooler.ids import new_job_name
 from spooler.streams import BUFSIZE
 from spooler.transport import Capability, SequenceState, Transport, spooled_upload
+
+if TYPE_CHECKING:
+    import fsspec
 
 _log = log.get("spooler.fsspec")
 #: Keeps ``jobs/`` in existence on stores without directories; not a job name.
@@ -61,14 +62,18 @@ class FsspecTransport(Transport):
 
     capabilities = frozenset({Capability.CONCURRENT_HEADERS})
 
-    def __init__(self, location: str, fs: fsspec.AbstractFileSystem, root: str) -> None:
+    def __init__(self, location: str, fs: fsspec.AbstractFileSystem | None, root: str) -> None:
+        """``fs=None``: a subclass provides ``fs`` itself, created on first use."""
         super().__init__(location)
-        self.fs = fs
+        if fs is not None:
+            self.fs = fs
         self.root = root.rstrip("/")
         self.jobs = f"{self.root}/jobs"
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> FsspecTransport:
+        import fsspec  # here, so that subclasses can deliver without it (S3)
+
         try:
             fs, root = fsspec.core.url_to_fs(url, **coerce_options(options))
         except ImportError as exc:

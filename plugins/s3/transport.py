@@ -1,4 +1,4 @@
-"""Queues in S3 buckets (s3://BUCKET/PREFIX), on s3fs, with conditional writes.
+"""Queues in S3 buckets (s3://BUCKET/PREFIX): s3fs to list and read, botocore to deliver.
 
 S3 has no rename and no directories, but it has what a spool needs:
 
@@ -24,20 +24,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, BinaryIO
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import s3fs
-from fsspec.asyn import sync
 from spooler_plugins.fsspec.transport import (
     PLACEHOLDER,
     SEQ_NAME,
     FsspecTransport,
     coerce_options,
 )
+from spooler_plugins.s3.upload import Uploader, make_client, request_extras
 
 from spooler import log
 from spooler.errors import LockError, SpoolError, append_only
@@ -47,9 +45,10 @@ from spooler.progress import Progress
 from spooler.seqfile import parse_seq
 from spooler.transport import Capability, SequenceState
 
+if TYPE_CHECKING:
+    import s3fs
+
 _log = log.get("spooler.s3")
-PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; 8 keeps memory and requests low
-PARALLEL = 2  # parts in flight: most of the throughput gain, memory bounded
 LEASE_NAME = "nextseq.lease"
 DEFAULT_TTL = 60.0
 GRACE = 5.0  # tolerated clock skew when judging someone else's lease
@@ -74,9 +73,10 @@ class S3Transport(FsspecTransport):
     )
 
     def __init__(
-        self, location: str, fs: s3fs.S3FileSystem, root: str, lease_ttl: float = DEFAULT_TTL
+        self, location: str, opts: dict[str, Any], root: str, lease_ttl: float = DEFAULT_TTL
     ) -> None:
-        super().__init__(location, fs, root)
+        super().__init__(location, None, root)
+        self.opts = opts
         self.bucket, _, self.prefix = self.root.partition("/")
         if not self.bucket:
             raise SpoolError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
@@ -98,12 +98,24 @@ class S3Transport(FsspecTransport):
         profile = opts.pop("profile", None) or os.environ.get("AWS_PROFILE")
         if profile:
             opts["profile"] = profile
-        try:
-            fs = s3fs.S3FileSystem(**opts)
-        except (TypeError, ValueError) as exc:
-            raise SpoolError(f"{url}: bad S3 options: {exc}") from None
         root = url.split("://", 1)[1]
-        return cls(url, fs, root, ttl)
+        return cls(url, opts, root, ttl)
+
+    @cached_property
+    def fs(self) -> s3fs.S3FileSystem:  # type: ignore[override]
+        """s3fs, for listing and reading (created on first use: delivery
+        does without it)."""
+        import s3fs
+
+        try:
+            return s3fs.S3FileSystem(**self.opts)
+        except (TypeError, ValueError) as exc:
+            raise SpoolError(f"{self.location}: bad S3 options: {exc}") from None
+
+    @cached_property
+    def uploader(self) -> Uploader:
+        client = make_client(self.opts)
+        return Uploader(client, self.bucket, request_extras(self.opts), self.location)
 
     # -- helpers ----------------------------------------------------------
     def key(self, relative: str) -> str:
@@ -116,6 +128,7 @@ class S3Transport(FsspecTransport):
 
     def get(self, key: str) -> tuple[bytes, str]:
         """A small object's body and the ETag of exactly that body."""
+        from fsspec.asyn import sync
 
         async def fetch() -> tuple[bytes, str]:
             reply = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key)
@@ -142,59 +155,14 @@ class S3Transport(FsspecTransport):
     def deliver(self, source: BinaryIO, name: str | None = None) -> str:
         """Streamed, create-only upload: visible only when complete."""
         name = name or new_job_name()
-        key = self.key(f"jobs/{name}")
         progress = Progress(name)
-        first = _read_part(source)
         try:
-            if len(first) < PART_SIZE:
-                self.call("put_object", Key=key, Body=first, IfNoneMatch="*")
-            else:
-                self._multipart(key, first, source, progress)
-        except OSError as exc:
-            if _precondition_failed(exc):
-                raise FileExistsError(f"{self.location}/jobs/{name} exists") from None
-            raise
+            self.uploader.upload(self.key(f"jobs/{name}"), source, progress.add)
+        except FileExistsError:
+            raise FileExistsError(f"{self.location}/jobs/{name} exists") from None
         finally:
             progress.done()
         return name
-
-    def _multipart(self, key: str, first: bytes, source: BinaryIO, progress: Progress) -> None:
-        """Upload parts PARALLEL at a time: memory stays (PARALLEL + 1) parts."""
-        upload = self.call("create_multipart_upload", Key=key)["UploadId"]
-
-        def send(number: int, data: bytes) -> dict[str, Any]:
-            reply = self.call("upload_part", Key=key, UploadId=upload, PartNumber=number, Body=data)
-            progress.add(len(data))
-            return {"ETag": reply["ETag"], "PartNumber": number}
-
-        try:
-            parts: list[dict[str, Any]] = []
-            with ThreadPoolExecutor(PARALLEL, thread_name_prefix="fspl-s3") as pool:
-                in_flight: deque[Future[dict[str, Any]]] = deque()
-                number, data = 1, first
-                while data:
-                    in_flight.append(pool.submit(send, number, data))
-                    del data  # the future holds the only reference
-                    if len(in_flight) >= PARALLEL:
-                        parts.append(in_flight.popleft().result())
-                    number += 1
-                    data = _read_part(source)
-                parts.extend(future.result() for future in in_flight)
-            self.call(
-                "complete_multipart_upload",
-                Key=key,
-                UploadId=upload,
-                MultipartUpload={"Parts": parts},
-                IfNoneMatch="*",
-            )
-        except BaseException:
-            # S3 keeps a failed or refused upload's parts (and bills them)
-            # until it is aborted, even after a 412 on completion.
-            try:
-                self.call("abort_multipart_upload", Key=key, UploadId=upload)
-            except Exception as exc:
-                _log.warn("Could not abort multipart upload %s: %s", upload, exc)
-            raise
 
     # -- queue structure ------------------------------------------------------
     def init(self, append_only: bool = False) -> None:
@@ -314,15 +282,3 @@ class _SequenceObject:
                 ) from None
             raise
         self.etag = reply["ETag"]
-
-
-def _read_part(source: BinaryIO) -> bytes:
-    """Up to PART_SIZE bytes: the only payload memory a delivery holds."""
-    chunks, size = [], 0
-    while size < PART_SIZE:
-        chunk = source.read(PART_SIZE - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
