@@ -895,3 +895,14 @@ def test_option_values_parse_alike(ours: Runner, ref: Runner, tmp_path: Path, ti
     args = ["queue-process", "-q", "q", "--timeout", timeout, "sleep", "--", "0.1"]
     status, _, _, _ = compare(ours, ref, tmp_path, [("a", craft(1))], args)
     assert status == {"0": 1, "+1": 0}.get(timeout, 2)
+
+
+@pytest.mark.parametrize("option", [["--timeout", "1.5"], ["--timeout", "-1"], ["-n", "0x10"]])
+def test_whole_number_options_are_refused_like_the_reference(
+    ours: Runner, ref: Runner, tmp_path: Path, option: list[str]
+) -> None:
+    def run(runner: Runner, queue: Path) -> tuple[int, bool]:
+        result = runner("queue-process", "-q", queue, *option, "true")
+        return result.returncode, bool(result.err)
+
+    assert_same_on_both(ours, ref, tmp_path, run)
