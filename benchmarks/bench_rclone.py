@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -16,24 +15,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import measure
+from run import make_packet, measure, remote_args
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
-    args = parser.parse_args()
-    size = (64 << 20) if args.quick else (1 << 30)
+    args = remote_args(__doc__ or "")
+    size = args.size
     os.environ["RCLONE_CONFIG_BENCH_TYPE"] = "local"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        packet = work / "packet"
-        with open(packet, "wb") as fh:
-            subprocess.run([args.ours, "prepare", "-s", "-"], stdout=fh, check=True)
-            block = os.urandom(1 << 20)
-            for _ in range(size >> 20):
-                fh.write(block)
+        packet = make_packet(args.ours, work / "packet", size)
         url = f"rclone:bench:{work}/q"
         subprocess.run([args.ours, "queue-init", "-q", url], check=True)
         jobs, plain_dir = work / "q" / "jobs", work / "plain"

@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import measure
+from run import make_packet, measure, remote_args
+
+import spooler
+from spooler.testing import free_port
 
 BOTO_UPLOAD = """
 import sys, boto3
@@ -30,17 +31,8 @@ boto3.client("s3").upload_file(sys.argv[1], sys.argv[2], sys.argv[3])
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
-    args = parser.parse_args()
+    args = remote_args(__doc__ or "")
     port = free_port()
     env = {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -64,14 +56,9 @@ def main() -> int:
                 break
             except Exception:
                 time.sleep(0.1)
-        size = (64 << 20) if args.quick else (1 << 30)
+        size = args.size
         with tempfile.TemporaryDirectory() as work:
-            packet = Path(work, "packet")
-            with open(packet, "wb") as fh:
-                subprocess.run([args.ours, "prepare", "-s", "-"], stdout=fh, check=True)
-                block = os.urandom(1 << 20)
-                for _ in range(size >> 20):
-                    fh.write(block)
+            packet = make_packet(args.ours, Path(work, "packet"), size)
             url = "s3://fspl-bench/q"
             subprocess.run([args.ours, "queue-init", "-q", url], check=True)
             client = boto3.client("s3")
@@ -95,9 +82,6 @@ def main() -> int:
             count = 200 if args.quick else 2000
             lsq = "s3://fspl-bench/ls"
             subprocess.run([args.ours, "queue-init", "-q", lsq, "--append-only"], check=True)
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            import spooler
-
             queue = spooler.open_queue(lsq)
             for seq in range(1, count + 1):
                 queue.write(spooler.make_packet(seq=seq, env=()))

@@ -10,7 +10,6 @@ with the peak RSS of ours (target ≤ 64 MiB).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -20,27 +19,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from fixtures_sftp import start_sshd, stop_sshd  # noqa: E402 - sibling helpers
-from run import measure  # noqa: E402
+from run import make_packet, measure, remote_args  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
-    args = parser.parse_args()
-    size = (64 << 20) if args.quick else (1 << 30)
+    args = remote_args(__doc__ or "")
+    size = args.size
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "sshd").mkdir()
         server = start_sshd(work / "sshd")
         try:
             config = server.write_config(work / "ssh_config")
-            packet = work / "packet"
-            with open(packet, "wb") as fh:
-                subprocess.run([args.ours, "prepare", "-s", "-"], stdout=fh, check=True)
-                block = os.urandom(1 << 20)
-                for _ in range(size >> 20):
-                    fh.write(block)
+            packet = make_packet(args.ours, work / "packet", size)
             remote = work / "srv"
             remote.mkdir()
             os.environ["FSPL_SSH_CONFIG"] = str(config)

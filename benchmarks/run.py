@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 REFERENCE = "/usr/bin/fspl"
 GNU_TIME = "/usr/bin/time"
@@ -77,6 +78,31 @@ def run_once(argv: list[str], stdin: str | None = None, stdout: str = os.devnull
         if proc.returncode != 0:
             raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.decode()}")
         return Sample(elapsed, int(rss.read().split()[-1]))
+
+
+def write_random(out: BinaryIO, size: int) -> None:
+    """``size`` bytes (whole MiB) of incompressible data."""
+    block = os.urandom(1 << 20)
+    for _ in range(size >> 20):
+        out.write(block)
+
+
+def remote_args(description: str) -> argparse.Namespace:
+    """The command line shared by the remote-transport benchmarks."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="64 MiB instead of 1 GiB")
+    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
+    args = parser.parse_args()
+    args.size = (64 << 20) if args.quick else (1 << 30)
+    return args
+
+
+def make_packet(ours: str, path: Path, size: int) -> Path:
+    """A packet file with a ``size``-byte payload, made by our ``prepare``."""
+    with open(path, "wb") as fh:
+        subprocess.run([ours, "prepare", "-s", "-"], stdout=fh, check=True)
+        write_random(fh, size)
+    return path
 
 
 def measure(
@@ -168,9 +194,7 @@ class Bench:
         path = self.work / f"payload-{size}"
         if not path.exists():
             with open(path, "wb") as fh:
-                block = os.urandom(1 << 20)
-                for _ in range(size >> 20):
-                    fh.write(block)
+                write_random(fh, size)
         return path
 
     def big(self) -> None:

@@ -6,14 +6,15 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
+
+from spooler.testing import free_port, wait_for_port
 
 SSHD = "/usr/sbin/sshd"
 
@@ -52,19 +53,13 @@ class SSHServer:
         return [int(pid) for pid in out.split()]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_sshd(work: Path) -> SSHServer:
     """Start sshd on a free loopback port with fresh keys under ``work``."""
     host_key, client_key = work / "host_ed25519", work / "client_ed25519"
     for key in (host_key, client_key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     (work / "authorized_keys").write_text((work / "client_ed25519.pub").read_text())
-    port = _free_port()
+    port = free_port()
     config = work / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
@@ -77,16 +72,11 @@ def start_sshd(work: Path) -> SSHServer:
     )
     os.makedirs("/run/sshd", exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"sshd did not start: {err}") from None
-            time.sleep(0.1)
+    try:
+        wait_for_port(port, proc, timeout=15)
+    except RuntimeError as exc:
+        err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+        raise RuntimeError(f"{exc}: {err}") from None
     known = work / "known_hosts"
     pub = (work / "host_ed25519.pub").read_text().split()
     known.write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")
@@ -125,3 +115,17 @@ def ssh_env(sshd: SSHServer, tmp_path: Path) -> dict[str, str]:
     """Environment for fspl: an ssh config naming the server as 'backupsrv'."""
     config = sshd.write_config(tmp_path / "ssh_config")
     return {"FSPL_SSH_CONFIG": str(config)}
+
+
+@pytest.fixture
+def sftp_queue(ours: Any, sshd: SSHServer, ssh_env: dict[str, str], tmp_path: Path) -> SFTPQueue:
+    """A fresh queue made with queue-init over SFTP, and where its files are."""
+    local = tmp_path / "q"
+    url = sshd.url(str(local))
+    assert ours("queue-init", "-q", url, env=ssh_env).returncode == 0
+    return SFTPQueue(local, url)
+
+
+class SFTPQueue(NamedTuple):
+    local: Path
+    url: str

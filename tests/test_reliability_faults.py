@@ -132,25 +132,13 @@ def test_twenty_writers_while_processing(tmp_path: Path) -> None:
         f"{' '.join(fspl)} prepare -s {tmp_path}/seq-$W -i - | "
         f"{' '.join(fspl)} queue-write -q {queue}; done"
     )
+    drain = [*fspl, "queue-process", "-q", queue, "--order-by", "Timestamp"]
+    drain += ["sh", "--", "-c", f"cat >> {log}"]
     stop = threading.Event()
 
     def process_loop() -> None:
         while not stop.is_set():
-            subprocess.run(
-                [
-                    *fspl,
-                    "queue-process",
-                    "-q",
-                    queue,
-                    "--order-by",
-                    "Timestamp",
-                    "sh",
-                    "--",
-                    "-c",
-                    f"cat >> {log}",
-                ],
-                capture_output=True,
-            )
+            subprocess.run(drain, capture_output=True)
 
     processor = threading.Thread(target=process_loop)
     processor.start()
@@ -161,21 +149,7 @@ def test_twenty_writers_while_processing(tmp_path: Path) -> None:
         assert proc.wait(300) == 0
     stop.set()
     processor.join()
-    subprocess.run(
-        [
-            *fspl,
-            "queue-process",
-            "-q",
-            queue,
-            "--order-by",
-            "Timestamp",
-            "sh",
-            "--",
-            "-c",
-            f"cat >> {log}",
-        ],
-        check=True,
-    )
+    subprocess.run(drain, check=True)
     lines = log.read_text().split("\n")[:-1]
     assert sorted(lines) == sorted(f"w{w} {j}" for w in range(20) for j in range(1, 6))
     for w in range(20):

@@ -11,17 +11,15 @@ from pathlib import Path
 
 from conftest import Runner, jobs_in
 from fixtures_s3 import S3Server
-from fixtures_sftp import SSHServer
+from fixtures_sftp import SFTPQueue, SSHServer
 
 FSPL = [sys.executable, "-m", "spooler"]
 
 
 def test_sftp_connection_cut_mid_processing(
-    ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], tmp_path: Path
+    ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], sftp_queue: SFTPQueue
 ) -> None:
-    local = tmp_path / "q"
-    url = sshd.url(str(local))
-    ours("queue-init", "-q", url, env=ssh_env)
+    local, url = sftp_queue
     ours(
         "queue-write",
         "-q",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Runner, jobs_in
-from fixtures_sftp import SSHServer
+from fixtures_sftp import SFTPQueue, SSHServer
 
 from spooler.api import open_queue
 from spooler.errors import LockError
@@ -146,11 +146,9 @@ def test_unreachable_and_missing(
 
 
 def test_cut_connection_mid_upload_leaves_no_job(
-    ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], tmp_path: Path
+    ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], sftp_queue: SFTPQueue
 ) -> None:
-    local = tmp_path / "q"
-    url = sshd.url(str(local))
-    ours("queue-init", "-q", url, env=ssh_env)
+    local, url = sftp_queue
     before = set(sshd.children())
     writer = subprocess.Popen(
         [sys.executable, "-m", "spooler", "queue-write", "-q", url],
@@ -181,11 +179,9 @@ def test_cut_connection_mid_upload_leaves_no_job(
 
 
 def test_lock_contention_and_stale_lock(
-    ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], tmp_path: Path
+    ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], sftp_queue: SFTPQueue
 ) -> None:
-    local = tmp_path / "q"
-    url = sshd.url(str(local))
-    ours("queue-init", "-q", url, env=ssh_env)
+    local, url = sftp_queue
     options = {"ssh_config": ssh_env["FSPL_SSH_CONFIG"]}
     holder = open_queue(url, options=options)
     with holder.transport.lock_sequence():

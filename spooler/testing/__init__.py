@@ -28,10 +28,14 @@ Capabilities a transport lacks are declared, not silently skipped: a test
 that needs one (see :class:`spooler.transport.Capability`) is skipped with
 the reason "transport does not declare capability X" only when the
 transport's ``capabilities`` omit it.
+
+To test against a real server started by a fixture, ``free_port()`` and
+``wait_for_port(port, process)`` do the start-up chores.
 """
 
 from __future__ import annotations
 
+from .servers import free_port, wait_for_port
 from .suite import TransportSuite, build_packet
 
-__all__ = ["TransportSuite", "build_packet"]
+__all__ = ["TransportSuite", "build_packet", "free_port", "wait_for_port"]

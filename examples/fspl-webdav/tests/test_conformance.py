@@ -4,17 +4,15 @@ WebDAV server (wsgidav) on 127.0.0.1."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from spooler.testing import TransportSuite
+from spooler.testing import TransportSuite, free_port, wait_for_port
 
 pytest.importorskip("fspl_webdav", reason="pip install -e examples/fspl-webdav")
 
@@ -24,9 +22,7 @@ def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """wsgidav serving a temporary directory; yields its base URL (webdav://)."""
     wsgidav = shutil.which("wsgidav") or str(Path(sys.executable).with_name("wsgidav"))
     root = tmp_path_factory.mktemp("davroot")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             wsgidav,
@@ -44,15 +40,11 @@ def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("wsgidav did not start")
-            time.sleep(0.1)
+    try:
+        wait_for_port(port, proc)
+    except RuntimeError as exc:
+        proc.kill()
+        pytest.fail(str(exc))
     try:
         yield f"webdav://127.0.0.1:{port}"
     finally:
