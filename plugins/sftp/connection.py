@@ -23,7 +23,6 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-
 def local_user() -> str:
     import getpass
 
