@@ -41,6 +41,14 @@ def describe_os_error(exc: OSError) -> str:
     return f"{text} (os error {exc.errno})"
 
 
+def no_queue(location: str, why: str = "") -> SpoolError:
+    """The error for a location that holds no queue (a typo, or not initialised)."""
+    detail = f" ({why})" if why else ""
+    return SpoolError(
+        f'no queue at "{location}"{detail}; create one with: fspl queue-init -q {location}'
+    )
+
+
 def append_only(location: str) -> SpoolError:
     """The error for processing a queue that has no sequence state."""
     return SpoolError(f'"{location}" is an append-only queue: it cannot be processed')

@@ -1,14 +1,28 @@
 """Moving jobs between queues on any two transports (``fspl queue-move``).
 
-A move must never lose a job and never duplicate one, even when it is killed
-half-way and run again.  Two rules give that:
+A move must never lose a job, and should never duplicate one, even when it
+is killed half-way and run again.  The rules:
 
-* a job keeps its file name in the destination, and ``deliver`` refuses to
-  replace an existing name, so a job delivered before a crash is recognised
-  (and not delivered twice) when the move is resumed;
-* the source copy is deleted only after the destination holds the complete
-  job (``deliver`` has returned: complete and, where the transport can,
-  durable).
+* **never onto itself**: SRC and DST are compared by identity, not by
+  spelling: a probe file written through DST's transport is looked for
+  through SRC's (``Q`` and ``Q/``, a symlink, an ``sftp://`` URL of a local
+  directory, all are caught);
+* **a job keeps its file name** in DST, and delivery never replaces a name,
+  so a job delivered before a crash is recognised when the move resumes;
+* **a source job is deleted only after DST is verified** to hold a
+  byte-identical copy (its SHA-256 read back from DST); a job of the same
+  name but other content already in DST is a different job: ours is
+  delivered under a fresh name, and the clash is reported;
+* **every attempt writes a temporary name of its own** (spooler.delivery),
+  so a killed move never blocks the next, and DST's stale temporary files
+  are cleaned.
+
+The one window left: killed after DST holds the verified copy and before the
+source is deleted, a resumed move finds the job in DST and just deletes the
+source, unless DST has *processed and deleted* it in between; then it is
+delivered again.  A sequence-ordered DST never runs it (its seq is below
+``nextseq``); only ``--order-by Timestamp`` processing could.  The window is
+one delete request long, like the processing window (docs/reliability.md).
 
 The source queue's lock is held for the whole move when the source has one,
 so a mover excludes a processor of the source and other movers (the
@@ -18,11 +32,17 @@ append-only source has no lock: run one mover per such queue.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import AbstractContextManager, nullcontext
+from typing import BinaryIO
 
 from . import log
+from .delivery import StagedTransport
+from .errors import SpoolError
+from .ids import uuid4_text
 from .queue import Job, Order, Queue
-from .transport import Capability, SequenceState
+from .streams import BUFSIZE
+from .transport import Capability, SequenceState, Transport
 
 _log = log.get("spooler.move")
 
@@ -41,6 +61,49 @@ def _source_lock(src: Queue) -> AbstractContextManager[SequenceState | None]:
     return nullcontext()
 
 
+def same_queue(src: Transport, dst: Transport) -> bool:
+    """True when both transports reach the same ``jobs/``: a probe written
+    through ``dst`` shows up in a listing through ``src``."""
+    probe = f".fspl-identity-{uuid4_text()}"
+    with dst.open_output(probe) as out:
+        out.write(b"queue-move identity probe\n")
+    try:
+        return probe in src.list_names()
+    finally:
+        try:
+            dst.delete(probe)
+        except OSError:
+            _log.warn('Could not remove the probe "%s" from %s', probe, dst.location)
+
+
+class _Hashing:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.sha.update(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self.sha.update(data)
+        return len(data)
+
+
+def digest(transport: Transport, name: str) -> str:
+    """SHA-256 of a job's bytes as the transport serves them."""
+    sha = hashlib.sha256()
+    with transport.open_job(name) as stream:
+        while chunk := stream.read(BUFSIZE):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 def move_jobs(
     src: Queue,
     dst: Queue,
@@ -50,27 +113,57 @@ def move_jobs(
     keep: bool = False,
 ) -> int:
     """Move (or with ``keep``, copy) jobs from ``src`` to ``dst``; return the count."""
+    if same_queue(src.transport, dst.transport):
+        raise SpoolError(
+            f'"{src.location}" and "{dst.location}" are the same queue: nothing to move'
+        )
     moved = 0
     with _source_lock(src):
         jobs = _order(src.scan(), order_by)
         if maxjobs is not None:
             jobs = jobs[:maxjobs]
-        present = set(dst.transport.list_names())
+        listing = dst.transport.list_names()
+        if isinstance(dst.transport, StagedTransport):
+            dst.transport.clean_stale_temps(listing)
+        present = set(listing)
         for job in jobs:
-            if job.name in present:
-                _log.info('"%s" is already in the destination; finishing its move', job.name)
-            else:
-                _copy(src, dst, job.name)
+            _transfer(src.transport, dst.transport, job.name, job.name in present)
             if not keep:
                 src.transport.delete(job.name)
             moved += 1
-    _log.info("Moved %d job(s) from %s to %s", moved, src.location, dst.location)
+    verb = "Copied" if keep else "Moved"
+    _log.info("%s %d job(s) from %s to %s", verb, moved, src.location, dst.location)
     return moved
 
 
-def _copy(src: Queue, dst: Queue, name: str) -> None:
-    with src.transport.open_job(name) as stream:
+def _transfer(src: Transport, dst: Transport, name: str, present: bool) -> str:
+    """Make DST hold a verified copy of ``name``; return its name in DST."""
+    if not present:
         try:
-            dst.transport.deliver(stream, name=name)
+            return _deliver_verified(src, dst, name, name)
         except FileExistsError:
-            _log.info('"%s" appeared in the destination meanwhile; not copied again', name)
+            pass  # delivered by someone (a previous run) meanwhile
+    ours = digest(src, name)
+    if digest(dst, name) == ours:
+        _log.info('"%s" is already in %s; finishing its move', name, dst.location)
+        return name
+    renamed = _deliver_verified(src, dst, name, None)
+    _log.warn(
+        '%s already holds a different job named "%s"; this one was delivered as "%s"',
+        dst.location,
+        name,
+        renamed,
+    )
+    return renamed
+
+
+def _deliver_verified(src: Transport, dst: Transport, name: str, keep_name: str | None) -> str:
+    with src.open_job(name) as stream:
+        hashing = _Hashing(stream)
+        delivered = dst.deliver(hashing, name=keep_name)  # type: ignore[arg-type]
+    if digest(dst, delivered) != hashing.sha.hexdigest():
+        raise SpoolError(
+            f'The copy of "{name}" in {dst.location} differs from the original; '
+            f"the job was kept in {src.location}"
+        )
+    return delivered

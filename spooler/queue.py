@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
 from . import log
-from .errors import CommandFailed, HeaderError, JobNotFound, LockError, SpoolError
+from .delivery import StagedTransport
+from .errors import CommandFailed, HeaderError, JobNotFound, SpoolError
 from .jobenv import JobRef
 from .jobsource import JobSource
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
@@ -83,10 +84,15 @@ class QueueStatus:
     location: str
     append_only: bool
     next_seq: int | None
-    locked: bool
+    #: Who holds the processing lock, when someone does.
+    holder: str | None
     seqs: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
     unparsable: list[str] = field(default_factory=list)
+
+    @property
+    def locked(self) -> bool:
+        return self.holder is not None
 
     @property
     def stalled(self) -> bool:
@@ -96,10 +102,10 @@ class QueueStatus:
         out = [f"queue: {self.location}"]
         if self.append_only:
             out.append("next: - (append-only queue: it can be written and listed, not processed)")
-        elif self.locked:
-            out.append("next: ? (locked: a processor is running)")
         else:
-            out.append(f"next: {self.next_seq}")
+            shown = "?" if self.next_seq is None else self.next_seq
+            locked = f" (locked: {self.holder})" if self.holder else ""
+            out.append(f"next: {shown}{locked}")
         present = format_ranges(self.seqs) if self.seqs else "none"
         out.append(f"jobs: {len(self.seqs)} (seq {present})")
         if self.duplicates:
@@ -123,6 +129,16 @@ class QueueStatus:
                         f"stalled: next is {self.next_seq}; present: {format_ranges(waiting)}"
                     )
         return out
+
+
+def _still_held(state: SequenceState) -> None:
+    """Before each job: a lock that may have been lost must not start one.
+
+    Lease-based sequences (spooler.lease) refuse once their lock was taken
+    over or could not be renewed in time; flock-based ones need no check."""
+    check = getattr(state, "check", None)
+    if check is not None:
+        check()
 
 
 def format_ranges(values: Iterable[int]) -> str:
@@ -169,6 +185,14 @@ class Queue:
     # -- scanning ---------------------------------------------------------
     def job_names(self) -> list[str]:
         return [n for n in self.transport.list_names() if is_job_name(n)]
+
+    def _names(self) -> list[str]:
+        """Job names for a processing pass (the lock is held), removing the
+        temporary files of deliveries that died, from the same listing."""
+        names = self.transport.list_names()
+        if isinstance(self.transport, StagedTransport):
+            self.transport.clean_stale_temps(names)
+        return [n for n in names if is_job_name(n)]
 
     def scan(self, names: list[str] | None = None) -> list[Job]:
         """Every job whose header parses; others are logged and skipped."""
@@ -236,14 +260,14 @@ class Queue:
             if config.order_by is Order.TIMESTAMP:
                 # Stable sort on ctime alone: equal times keep directory order,
                 # as in the reference.
-                ordered = sorted(self.scan(), key=lambda j: j.meta.ctime_key)
-                return self._run_list(ordered, config, runner)
+                ordered = sorted(self.scan(self._names()), key=lambda j: j.meta.ctime_key)
+                return self._run_list(ordered, state, config, runner)
             return self._run_sequence(state, config, runner)
 
     def _run_sequence(self, state: SequenceState, config: ProcessConfig, runner: Runner) -> int:
         next_seq = state.read()
         by_seq: dict[int, Job] = {}
-        for job in self.scan():
+        for job in self.scan(self._names()):
             other = by_seq.setdefault(job.meta.seq, job)
             if other is not job:
                 raise SpoolError(
@@ -256,6 +280,7 @@ class Queue:
             if job is None:
                 _log.debug("No job with seq %d; stopping", next_seq)
                 break
+            _still_held(state)
             ok = self._run_one(job, config, runner)
             next_seq = (next_seq + 1) % 2**64  # u64, wrapping as the reference
             state.write(next_seq)
@@ -267,11 +292,14 @@ class Queue:
             )
         return done
 
-    def _run_list(self, jobs: list[Job], config: ProcessConfig, runner: Runner) -> int:
+    def _run_list(
+        self, jobs: list[Job], state: SequenceState, config: ProcessConfig, runner: Runner
+    ) -> int:
         done = 0
         for job in jobs:
             if config.maxjobs is not None and done >= config.maxjobs:
                 break
+            _still_held(state)
             ok = self._run_one(job, config, runner)
             self._dispose(job, ok, config)
             done += 1
@@ -323,13 +351,10 @@ class Queue:
     def status(self) -> QueueStatus:
         """Sequence state and present seqs, without blocking a processor."""
         append_only = self.transport.is_append_only()
-        next_seq, locked = None, False
+        next_seq, holder = None, None
         if not append_only:
-            try:
-                with self.transport.lock_sequence() as state:
-                    next_seq = state.read()
-            except LockError:
-                locked = True
+            peek = self.transport.peek_sequence()
+            next_seq, holder = peek.next_seq, peek.holder
         names = self.job_names()
         jobs = self.scan(names)
         seqs = sorted(job.meta.seq for job in jobs)
@@ -339,7 +364,7 @@ class Queue:
             self.location,
             append_only,
             next_seq,
-            locked,
+            holder,
             seqs,
             dups,
             sorted(n for n in names if n not in parsed),

@@ -135,6 +135,27 @@ def locked(path: str, create: bool = False) -> Iterator[SeqFile]:
         seq.release()
 
 
+def peek(path: str) -> tuple[int, bool]:
+    """``(next number, locked by someone)`` read without writing anything:
+    for diagnostics, which must never change a queue.  A missing sequence
+    file reads as 1, the value processing would create it with."""
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SpoolError(f'Opening lock file at "{lock_path}": {describe_os_error(exc)}') from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = False
+    except OSError:
+        locked = True
+    finally:
+        os.close(fd)  # drops the probe's flock at once
+    if not os.path.exists(path):
+        return 1, locked
+    return SeqFile(path, -1).read(), locked
+
+
 def take_next(path: str) -> int:
     """Sender side: return the current number and advance the file by one."""
     if path == "-":

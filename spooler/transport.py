@@ -33,6 +33,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar, Protocol
 
+from .errors import LockError
 from .ids import JOB_PREFIX, JOB_SUFFIX
 
 
@@ -58,6 +59,9 @@ class Capability:
     CREATE_ONLY = "create-only"
     #: ``read_prefixes`` reads many headers concurrently.
     CONCURRENT_HEADERS = "concurrent-headers"
+    #: ``lock_sequence`` is a :mod:`spooler.lease` lock whose store is the
+    #: transport's ``lock_store`` attribute (the kit tests the lock through it).
+    LEASE = "lease"
 
 
 class SequenceState(Protocol):
@@ -66,6 +70,17 @@ class SequenceState(Protocol):
     def read(self) -> int: ...
 
     def write(self, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class SequencePeek:
+    """The sequence state as a diagnostic sees it, without taking anything.
+
+    ``next_seq`` is None when it cannot be read; ``holder`` describes who holds
+    the processing lock (None when nobody does)."""
+
+    next_seq: int | None
+    holder: str | None = None
 
 
 class Transport(ABC):
@@ -157,6 +172,17 @@ class Transport(ABC):
         elsewhere; must fail with a :class:`spooler.errors.SpoolError` naming
         the append-only case when the queue has no sequence state.
         """
+
+    def peek_sequence(self) -> SequencePeek:
+        """The sequence state for ``queue-status``: must not create, break or
+        modify anything (diagnostics are read-only).  The default takes and
+        releases the lock, which is read-only for locks that die with their
+        holder; transports whose locks are objects override it."""
+        try:
+            with self.lock_sequence() as state:
+                return SequencePeek(state.read())
+        except LockError as exc:
+            return SequencePeek(None, str(exc))
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to do here
         """Release connections; the default has none."""

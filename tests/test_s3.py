@@ -17,6 +17,7 @@ from fixtures_s3 import S3Server
 
 from spooler.api import open_queue, process
 from spooler.errors import LockError, SpoolError
+from spooler.lease import GRACE
 from spooler.testing import TransportSuite, build_packet
 
 pytest.importorskip("s3fs")
@@ -265,16 +266,21 @@ def test_lease_contention_and_expiry(ours: Runner, bucket: str) -> None:
         time.sleep(1.5)  # the heartbeat keeps renewing: still held
         with pytest.raises(LockError), open_queue(url).transport.lock_sequence():
             pass
-    # A holder that died: its lease expires and is broken.
+    # A holder on another host that died: broken once the *server's* clock
+    # says it went a TTL (+ grace) without renewal; the wall clock claimed in
+    # the document ("expires" in the past) counts for nothing.
     dead = open_queue(url, options={"lease_ttl": "1"}).transport
-    lease_key = dead.key("nextseq.lease")
     dead.call(
         "put_object",
-        Key=lease_key,
+        Key=dead.key("nextseq.lease"),
         IfNoneMatch="*",
         Body=b'{"owner": "x", "host": "gone", "pid": 1, "expires": 0}',
     )
-    with open_queue(url).transport.lock_sequence() as state:
+    with pytest.raises(LockError), dead.lock_sequence():
+        pass
+    assert ours("queue-status", "-q", url).returncode == 0  # diagnostics break nothing
+    time.sleep(GRACE + 2.5)
+    with dead.lock_sequence() as state:
         assert state.read() == 1
 
 

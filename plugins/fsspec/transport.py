@@ -10,15 +10,16 @@ conditional writes, like the S3 one built on this class).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import errno
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from spooler import log
-from spooler.errors import SpoolError, TransportUnavailable, append_only
-from spooler.ids import new_job_name
+from spooler.delivery import StagedTransport
+from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
 from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequenceState, Transport, spooled_upload
+from spooler.transport import Capability, SequenceState, spooled_upload
 
 if TYPE_CHECKING:
     import fsspec
@@ -57,7 +58,7 @@ def copy_stream(source: BinaryIO, out: BinaryIO) -> int:
     return total
 
 
-class FsspecTransport(Transport):
+class FsspecTransport(StagedTransport):
     """A queue under a path of an fsspec filesystem."""
 
     capabilities = frozenset({Capability.CONCURRENT_HEADERS})
@@ -91,7 +92,7 @@ class FsspecTransport(Transport):
         try:
             entries = self.fs.ls(self.jobs, detail=False)
         except FileNotFoundError:
-            raise SpoolError(f'Reading queue directory "{self.location}/jobs": not found') from None
+            raise no_queue(self.location) from None
         return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     def open_job(self, name: str) -> BinaryIO:
@@ -112,26 +113,22 @@ class FsspecTransport(Transport):
             else:
                 yield name, OSError(f"{name}: {result}")
 
-    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
-        """Write a temporary name outside the job pattern, then move it."""
-        name = name or new_job_name()
-        final, temp = self.path(name), self.path(f"tmp-{name}.tmp")
-        if self.fs.exists(final):
-            raise FileExistsError(final)
-        try:
-            with self.fs.open(temp, "wb") as out:
-                copy_stream(source, out)
-            if self.fs.exists(final):  # best effort: fsspec has no create-only move
-                raise FileExistsError(final)
-            self.fs.mv(temp, final)
-        except BaseException:
-            self._remove_quietly(temp)
-            raise
-        return name
+    # -- delivery (the protocol of spooler.delivery) ---------------------------
+    def write_staged(self, temp: str, source: BinaryIO, progress: Callable[[int], None]) -> None:
+        if not self.fs.exists(self.jobs):
+            raise no_queue(self.location)
+        with self.fs.open(self.path(temp), "wb") as out:
+            progress(copy_stream(source, out))
 
-    def _remove_quietly(self, path: str) -> None:
+    def publish(self, temp: str, final: str) -> None:
+        # Best effort: fsspec has no create-only move that holds everywhere.
+        if self.fs.exists(self.path(final)):
+            raise FileExistsError(errno.EEXIST, "Job exists", self.path(final))
+        self.fs.mv(self.path(temp), self.path(final))
+
+    def discard(self, temp: str) -> None:
         try:
-            self.fs.rm_file(path)
+            self.fs.rm_file(self.path(temp))
         except Exception:  # cleanup must not mask the original error
             pass
 
@@ -159,7 +156,11 @@ class FsspecTransport(Transport):
             self.fs.pipe_file(f"{self.root}/{SEQ_NAME}", b"1\n")
 
     def is_append_only(self) -> bool:
-        return not self.fs.exists(f"{self.root}/{SEQ_NAME}")
+        if self.fs.exists(f"{self.root}/{SEQ_NAME}"):
+            return False
+        if not self.fs.exists(self.jobs):
+            raise no_queue(self.location)
+        return True
 
     def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():

@@ -5,16 +5,17 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from spooler import log, seqfile
-from spooler.errors import SpoolError, describe_os_error
-from spooler.ids import new_job_name
+from spooler.delivery import StagedTransport
+from spooler.errors import SpoolError, describe_os_error, no_queue
 from spooler.seqfile import SeqFile, fsync_dir
 from spooler.streams import copy_stream_to_fd
-from spooler.transport import Capability, Transport
+from spooler.transport import Capability, SequencePeek
 
 _log = log.get("spooler.local")
 _THREAD_THRESHOLD = 512
@@ -22,7 +23,7 @@ _BATCH = 8192  # bounds the headers held in memory at once
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
-class LocalTransport(Transport):
+class LocalTransport(StagedTransport):
     """A queue directory on a local (or locally mounted) filesystem."""
 
     capabilities = frozenset({Capability.LOCAL_FD, Capability.PROCESS, Capability.CREATE_ONLY})
@@ -61,6 +62,8 @@ class LocalTransport(Transport):
     def list_names(self) -> list[str]:
         try:
             return os.listdir(self.jobs_dir)
+        except FileNotFoundError as exc:
+            raise no_queue(self.location, describe_os_error(exc)) from None
         except OSError as exc:
             raise SpoolError(
                 f'Reading queue directory "{self.jobs_dir}": {describe_os_error(exc)}'
@@ -98,31 +101,26 @@ class LocalTransport(Transport):
             yield from mine
             yield from other
 
-    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
-        name = name or new_job_name()
-        temp = self._job_path(f"tmp-{name}.tmp")
-        final = self._job_path(name)
+    # -- delivery (the protocol of spooler.delivery) -------------------------
+    def write_staged(self, temp: str, source: BinaryIO, progress: Callable[[int], None]) -> None:
+        path = self._job_path(temp)
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise SpoolError(f'Creating "{temp}": {describe_os_error(exc)}') from None
-        try:
-            try:
-                copy_stream_to_fd(source, fd)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._publish(temp, final)
-            fsync_dir(self.jobs_dir)
-        except BaseException:
-            _remove_quietly(temp)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError as exc:
+            if not os.path.isdir(self.jobs_dir):
+                raise no_queue(self.location, describe_os_error(exc)) from None
             raise
-        _log.debug('Wrote job "%s"', final)
-        return name
+        except OSError as exc:
+            raise SpoolError(f'Creating "{path}": {describe_os_error(exc)}') from None
+        try:
+            progress(copy_stream_to_fd(source, fd))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-    @staticmethod
-    def _publish(temp: str, final: str) -> None:
+    def publish(self, temp: str, final: str) -> None:
         """Give the complete file its job name without ever replacing one."""
+        temp, final = self._job_path(temp), self._job_path(final)
         try:
             os.link(temp, final)
         except OSError as exc:
@@ -135,6 +133,21 @@ class LocalTransport(Transport):
             os.rename(temp, final)
         else:
             os.unlink(temp)
+        fsync_dir(self.jobs_dir)
+
+    def discard(self, temp: str) -> None:
+        try:
+            os.unlink(self._job_path(temp))
+        except OSError:
+            pass
+
+    def staged_ages(self, temps: list[str]) -> Iterator[tuple[str, float | None]]:
+        now = time.time()  # this host's clock against this host's files
+        for name in temps:
+            try:
+                yield name, now - os.lstat(self._job_path(name)).st_mtime
+            except OSError:
+                continue
 
     def delete(self, name: str) -> None:
         _log.debug('Deleting "%s"', self._job_path(name))
@@ -154,10 +167,23 @@ class LocalTransport(Transport):
         fsync_dir(self.root)
 
     def is_append_only(self) -> bool:
-        return not os.path.exists(self.seq_path + ".lock")
+        if os.path.exists(self.seq_path + ".lock"):
+            return False
+        self._require_queue()
+        return True
+
+    def _require_queue(self) -> None:
+        if not os.path.isdir(self.jobs_dir):
+            raise no_queue(self.location)
 
     def lock_sequence(self) -> AbstractContextManager[SeqFile]:
+        if not os.path.exists(self.seq_path + ".lock"):
+            self._require_queue()
         return seqfile.locked(self.seq_path)
+
+    def peek_sequence(self) -> SequencePeek:
+        next_seq, locked = seqfile.peek(self.seq_path)
+        return SequencePeek(next_seq, "another process holds its lock" if locked else None)
 
 
 def _read_heads(prefix: str, names: list[str], size: int) -> Iterator[tuple[str, bytes | OSError]]:
@@ -182,10 +208,3 @@ def _collect(
     out: list[tuple[str, bytes | OSError]], prefix: str, names: list[str], size: int
 ) -> None:
     out.extend(_read_heads(prefix, names, size))
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

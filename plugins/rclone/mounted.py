@@ -67,12 +67,12 @@ class RcloneMountTransport(LocalTransport):
         self._ensure_placeholder()
         return super().deliver(source, name)
 
-    @staticmethod
-    def _publish(temp: str, final: str) -> None:
+    def publish(self, temp: str, final: str) -> None:
         """Rename in place; no hard links on FUSE, so check for a clash first."""
-        if os.path.lexists(final):
-            raise FileExistsError(errno.EEXIST, "Job exists", final)
-        os.rename(temp, final)
+        target = self._job_path(final)
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "Job exists", target)
+        os.rename(self._job_path(temp), target)
 
     def init(self, append_only: bool = False) -> None:
         super().init(append_only)

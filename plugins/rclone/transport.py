@@ -15,6 +15,7 @@ backends, so the processing lock is best effort: see docs/transports/rclone.md.
 from __future__ import annotations
 
 import array
+import errno
 import fcntl
 import json
 import os
@@ -25,24 +26,32 @@ import shutil
 import subprocess
 import termios
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from functools import cached_property
 from typing import Any, BinaryIO
 
 from spooler import log
-from spooler.errors import LockError, SpoolError, TransportUnavailable, append_only
-from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, hold
+from spooler.delivery import StagedTransport
+from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
+from spooler.lease import (
+    DEFAULT_TTL,
+    Conflict,
+    LeaseStore,
+    LockCopy,
+    content_version,
+    hold,
+    holder,
+)
 from spooler.seqfile import parse_seq
 from spooler.streams import raw_fd
-from spooler.transport import Capability, SequenceState, Transport, spooled_upload
+from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
 
 _log = log.get("spooler.rclone")
 PLACEHOLDER = ".fspl-keep"
 SEQ_NAME = "nextseq"
 LOCK_NAME = "nextseq.rclone-lock"
-DEFAULT_LOCK_TTL = 120.0
 DEFAULT_SETTLE = 1.0
 HEADER_WORKERS = 8
 OPTIONS = ("config", "flags", "lock_ttl", "lock_settle")
@@ -74,17 +83,17 @@ def _seconds(options: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
-class RcloneTransport(Transport):
+class RcloneTransport(StagedTransport):
     """A queue at ``REMOTE:PATH`` of an rclone remote."""
 
-    capabilities = frozenset({Capability.PROCESS, Capability.LOCAL_FD})
+    capabilities = frozenset({Capability.PROCESS, Capability.LOCAL_FD, Capability.LEASE})
 
     def __init__(self, location: str, base: str, argv: list[str], options: Mapping[str, str]):
         super().__init__(location)
         self.base = base.rstrip("/")
         self.argv = argv
         self.remote = base.split(":", 1)[0]
-        self.lock_ttl = _seconds(options, "lock_ttl", DEFAULT_LOCK_TTL)
+        self.lock_ttl = _seconds(options, "lock_ttl", DEFAULT_TTL)
         self.settle = _seconds(options, "lock_settle", DEFAULT_SETTLE)
 
     @classmethod
@@ -177,21 +186,32 @@ class RcloneTransport(Transport):
         with ThreadPoolExecutor(HEADER_WORKERS) as pool:
             yield from pool.map(head, list(names))
 
-    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
-        kept = name is not None
-        name = name or new_job_name()
-        temp, final = f"jobs/tmp-{name}.tmp", f"jobs/{name}"
-        if kept and self.exists(final):
-            raise FileExistsError(final)
+    # -- delivery (the protocol of spooler.delivery) ---------------------------
+    def write_staged(self, temp: str, source: BinaryIO, progress: Callable[[int], None]) -> None:
+        self._require_queue()  # rcat would create one: a typo must not
+        self._rcat(f"jobs/{temp}", source)
+
+    def publish(self, temp: str, final: str) -> None:
+        # Best effort: moveto replaces, and most backends have no create-only move.
+        if self.exists(f"jobs/{final}"):
+            raise FileExistsError(errno.EEXIST, "Job exists", final)
+        self.run("moveto", self.path(f"jobs/{temp}"), self.path(f"jobs/{final}"))
+
+    def discard(self, temp: str) -> None:
         try:
-            self._rcat(temp, source)
-            if kept and self.exists(final):  # best effort: moveto replaces
-                raise FileExistsError(final)
-            self.run("moveto", self.path(temp), self.path(final))
-        except BaseException:
-            self._remove_quietly(temp)
-            raise
-        return name
+            self.run("deletefile", self.path(f"jobs/{temp}"))
+        except Exception:  # cleanup must not mask the original failure
+            pass
+
+    def staged_ages(self, temps: list[str]) -> Iterator[tuple[str, float | None]]:
+        """Ages from rclone's ModTime: set by the uploading client on many
+        backends, so this compares clocks, which only the one-hour margin of
+        spooler.delivery.STALE_TEMP_AGE makes harmless."""
+        wanted = set(temps)
+        now = time.time()
+        for entry in self._entries("jobs"):
+            if entry.get("Name") in wanted:
+                yield entry["Name"], _age(entry.get("ModTime"), now)
 
     def _rcat(self, relative: str, source: BinaryIO) -> None:
         """Stream ``source`` to rclone rcat: straight from its fd when it has one."""
@@ -214,12 +234,6 @@ class RcloneTransport(Transport):
         err = proc.stderr.read()
         if proc.wait() != 0:
             raise SpoolError(f"rclone rcat {self.location}: {last_error(err)}")
-
-    def _remove_quietly(self, relative: str) -> None:
-        try:
-            self.run("deletefile", self.path(relative))
-        except Exception:  # cleanup must not mask the original failure
-            pass
 
     def delete(self, name: str) -> None:
         self.run("deletefile", self.path(f"jobs/{name}"))
@@ -245,12 +259,33 @@ class RcloneTransport(Transport):
             self.run("rcat", self.path(f"{SEQ_NAME}.lock"), data=b"")
 
     def is_append_only(self) -> bool:
-        return not self.exists(SEQ_NAME)
+        if self.exists(SEQ_NAME):
+            return False
+        self._require_queue()
+        return True
+
+    def _require_queue(self) -> None:
+        """A queue has a ``jobs`` directory (kept by a placeholder on object stores)."""
+        try:
+            entries = json.loads(self.run("lsjson", "--no-mimetype", self.path("")) or b"[]")
+        except FileNotFoundError:
+            entries = []
+        if not any(entry.get("Name") == "jobs" and entry.get("IsDir") for entry in entries):
+            raise no_queue(self.location)
+
+    @cached_property
+    def lock_store(self) -> RcloneLockStore:
+        return RcloneLockStore(self, LOCK_NAME)
 
     def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
             raise append_only(self.location)
-        return hold(_LockObject(self), self._read_seq, self._write_seq)
+        return hold(self.lock_store, self.location, self.lock_ttl, self._read_seq, self._write_seq)
+
+    def peek_sequence(self) -> SequencePeek:
+        doc = holder(self.lock_store)
+        who = None if doc is None else f"{doc.get('host', '?')} (pid {doc.get('pid', '?')})"
+        return SequencePeek(self._read_seq(), who)
 
     def _read_seq(self) -> int:
         text = self.run("cat", self.path(SEQ_NAME)).decode("ascii", "replace")
@@ -317,39 +352,74 @@ class _CatStream:
         self.close()
 
 
-class _LockObject(HeartbeatLock):
-    """Best-effort lock: write a token, let it settle, read it back."""
+class RcloneLockStore(LeaseStore):
+    """``nextseq.rclone-lock``: a best-effort lock object.
 
-    def __init__(self, t: RcloneTransport) -> None:
-        super().__init__(t.location, t.lock_ttl)
+    rclone has no create-if-absent on most backends, so ``create`` writes,
+    waits ``lock_settle`` seconds for a racing writer's object to land, and
+    reads back; replace and delete are read-compare-act.  rclone's
+    modification times are the uploading client's, so the lock's age is not
+    known: a lock is broken only when its holder is provably dead or when
+    this host has seen it unchanged for a full TTL.
+    """
+
+    def __init__(self, t: RcloneTransport, name: str) -> None:
         self.t = t
+        self.name = name
 
-    def _write(self) -> None:
-        self.t.run("rcat", self.t.path(LOCK_NAME), data=json.dumps(self.document()).encode())
-
-    def _read(self) -> dict[str, Any] | None:
+    def create(self, body: bytes) -> str:
+        if self.read() is not None:
+            raise FileExistsError(errno.EEXIST, "locked", self.name)
         try:
-            return json.loads(self.t.run("cat", self.t.path(LOCK_NAME)) or b"{}")
+            self.t.run("rcat", self.t.path(self.name), data=body)
+        except SpoolError as exc:
+            if "hash differ" in str(exc) or "corrupted on transfer" in str(exc):
+                # Another processor wrote the same object at the same moment.
+                raise FileExistsError(errno.EEXIST, "locked", self.name) from None
+            raise
+        time.sleep(self.t.settle)  # let a racing writer's object land, then check
+        current = self.read()
+        if current is None or current.body != body:
+            raise FileExistsError(errno.EEXIST, "locked", self.name)
+        return current.version
+
+    def read(self) -> LockCopy | None:
+        try:
+            body = self.t.run("cat", self.t.path(self.name))
         except FileNotFoundError:
             return None
-        except ValueError:
-            return {}
+        if not body and not self.t.exists(self.name):
+            return None  # object stores "cat" a missing key as nothing
+        return LockCopy(body, content_version(body))
 
-    def create(self) -> None:
-        holder = self._read()
-        if holder is not None and float(holder.get("expires", 0)) > time.time():
-            raise LockError(self.describe_holder(holder, f"its lock object {LOCK_NAME}"))
-        if holder is not None:
-            _log.warn("Replacing expired lock of %s", holder.get("host"))
-        self._write()
-        time.sleep(self.t.settle)  # let a racing writer's object land, then check
-        if (self._read() or {}).get("owner") != self.token:
-            raise LockError(f"{self.location}: another processor took the lock at the same time")
+    def _expect(self, version: str) -> None:
+        current = self.read()
+        if current is None:
+            raise FileNotFoundError(self.name)
+        if current.version != version:
+            raise Conflict(self.name)
 
-    def refresh(self) -> None:
-        if (self._read() or {}).get("owner") != self.token:
-            raise SpoolError("lock object replaced")
-        self._write()
+    def replace(self, body: bytes, version: str) -> str:
+        self._expect(version)
+        self.t.run("rcat", self.t.path(self.name), data=body)
+        return content_version(body)
 
-    def remove(self) -> None:
-        self.t.run("deletefile", self.t.path(LOCK_NAME))
+    def delete(self, version: str) -> None:
+        try:
+            self._expect(version)
+        except FileNotFoundError:
+            return
+        self.t.run("deletefile", self.t.path(self.name))
+
+
+def _age(modtime: object, now: float) -> float | None:
+    """Seconds since an rclone ``ModTime`` (RFC 3339, nanoseconds allowed)."""
+    if not isinstance(modtime, str):
+        return None
+    from datetime import datetime
+
+    text = re.sub(r"(\.\d{6})\d+", r"\1", modtime).replace("Z", "+00:00")
+    try:
+        return now - datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None

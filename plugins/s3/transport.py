@@ -9,21 +9,15 @@ S3 has no rename and no directories, but it has what a spool needs:
 * **compare-and-swap**: ``If-Match: ETAG`` on ``PutObject`` and
   ``DeleteObject``, which carries the sequence number and the lease.
 
-Processing in place takes a *lease*: the object ``nextseq.lease`` created
-with ``If-None-Match: *`` (JSON: owner token, host, pid, expiry), renewed by
-a heartbeat thread while held.  A lease whose expiry has passed (plus a grace
-period for clock skew) may be broken by anyone, but only with a conditional
-delete on the stale lease's ETag, so two breakers cannot both win.  The
-sequence is advanced with ``If-Match`` on the ETag we last read; a mismatch
-means someone else changed it and processing stops.  See
-docs/transports/s3.md.
+Processing in place takes the lease of :mod:`.lease` (the protocol of
+:mod:`spooler.lease` on those conditional writes, judged by the server's
+clock only), and ``queue-write`` refuses a prefix that holds no queue, so a
+typo cannot create one.  See docs/transports/s3.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
@@ -35,23 +29,21 @@ from spooler_plugins.fsspec.transport import (
     FsspecTransport,
     coerce_options,
 )
+from spooler_plugins.s3.lease import S3LeaseStore, S3Object, SequenceObject
 from spooler_plugins.s3.upload import Uploader, make_client, request_extras
 
 from spooler import log
-from spooler.errors import LockError, SpoolError, append_only
+from spooler.errors import SpoolError, append_only, no_queue
 from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, hold
+from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.progress import Progress
-from spooler.seqfile import parse_seq
-from spooler.transport import Capability, SequenceState
+from spooler.transport import Capability, SequencePeek, SequenceState
 
 if TYPE_CHECKING:
     import s3fs
 
 _log = log.get("spooler.s3")
 LEASE_NAME = "nextseq.lease"
-DEFAULT_TTL = 60.0
-GRACE = 5.0  # tolerated clock skew when judging someone else's lease
 
 
 def _error_code(exc: BaseException) -> str:
@@ -69,7 +61,12 @@ class S3Transport(FsspecTransport):
     """A queue under ``s3://BUCKET/PREFIX``."""
 
     capabilities = frozenset(
-        {Capability.PROCESS, Capability.CREATE_ONLY, Capability.CONCURRENT_HEADERS}
+        {
+            Capability.PROCESS,
+            Capability.CREATE_ONLY,
+            Capability.CONCURRENT_HEADERS,
+            Capability.LEASE,
+        }
     )
 
     def __init__(
@@ -126,18 +123,6 @@ class S3Transport(FsspecTransport):
         with self._errors(method):
             return self.fs.call_s3(method, Bucket=self.bucket, **kwargs)
 
-    def get(self, key: str) -> tuple[bytes, str]:
-        """A small object's body and the ETag of exactly that body."""
-        from fsspec.asyn import sync
-
-        async def fetch() -> tuple[bytes, str]:
-            reply = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key)
-            async with reply["Body"] as body:
-                return await body.read(), reply["ETag"]
-
-        with self._errors("get_object"):
-            return sync(self.fs.loop, fetch)
-
     @contextmanager
     def _errors(self, method: str) -> Iterator[None]:
         try:
@@ -155,6 +140,7 @@ class S3Transport(FsspecTransport):
     def deliver(self, source: BinaryIO, name: str | None = None) -> str:
         """Streamed, create-only upload: visible only when complete."""
         name = name or new_job_name()
+        self._require_queue()  # a typo must not create a queue
         progress = Progress(name)
         try:
             self.uploader.upload(self.key(f"jobs/{name}"), source, progress.add)
@@ -179,106 +165,34 @@ class S3Transport(FsspecTransport):
 
     def is_append_only(self) -> bool:
         try:
-            self.call("head_object", Key=self.key(SEQ_NAME))
+            self.uploader.call("head_object", Key=self.key(SEQ_NAME))
         except FileNotFoundError:
+            self._require_queue()
             return True
         return False
 
+    def _require_queue(self) -> None:
+        """A queue has objects under ``jobs/`` (at least its placeholder)."""
+        listed = self.uploader.call("list_objects_v2", Prefix=self.key("jobs/"), MaxKeys=1)
+        if not listed.get("KeyCount"):
+            raise no_queue(self.location)
+
     # -- the lease and the sequence ----------------------------------------------
+    def _object(self, relative: str) -> S3Object:
+        uploader = self.uploader
+        return S3Object(uploader.client, self.bucket, self.key(relative), uploader.extras)
+
+    @cached_property
+    def lock_store(self) -> S3LeaseStore:
+        return S3LeaseStore(self._object(LEASE_NAME))
+
     def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
             raise append_only(self.location)
-        sequence = _SequenceObject(self)
-        return hold(_Lease(self), sequence.read, sequence.write)
+        sequence = SequenceObject(self._object(SEQ_NAME), self.location)
+        return hold(self.lock_store, self.location, self.lease_ttl, sequence.read, sequence.write)
 
-
-class _Lease(HeartbeatLock):
-    """The processing lease: created exclusively, renewed by compare-and-swap."""
-
-    def __init__(self, transport: S3Transport) -> None:
-        super().__init__(transport.location, transport.lease_ttl)
-        self.t = transport
-        self.key = transport.key(LEASE_NAME)
-        self.etag = ""
-
-    def _body(self) -> bytes:
-        return json.dumps(self.document()).encode()
-
-    def create(self) -> None:
-        for _ in range(2):
-            try:
-                reply = self.t.call("put_object", Key=self.key, Body=self._body(), IfNoneMatch="*")
-            except OSError as exc:
-                if not _precondition_failed(exc):
-                    raise
-                if not self._break_if_stale():
-                    current = self._current()
-                    raise LockError(
-                        self.describe_holder(current[0] if current else {}, "its lease")
-                    ) from None
-                continue
-            self.etag = reply["ETag"]
-            return
-        raise LockError(f"{self.location}: lost the race for the lease; try again")
-
-    def _current(self) -> tuple[dict[str, Any], str] | None:
-        try:
-            body, etag = self.t.get(self.key)
-        except FileNotFoundError:
-            return None
-        try:
-            return json.loads(body), etag
-        except ValueError:
-            return {}, etag
-
-    def _break_if_stale(self) -> bool:
-        """Delete an expired lease, conditionally on its ETag; True if gone."""
-        current = self._current()
-        if current is None:
-            return True
-        doc, etag = current
-        if float(doc.get("expires", 0)) + GRACE > time.time():
-            return False
-        _log.warn("Breaking expired lease of %s (pid %s)", doc.get("host"), doc.get("pid"))
-        try:
-            self.t.call("delete_object", Key=self.key, IfMatch=etag)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if not _precondition_failed(exc):
-                raise
-            return False  # someone renewed or broke it first
-        return True
-
-    def refresh(self) -> None:
-        reply = self.t.call("put_object", Key=self.key, Body=self._body(), IfMatch=self.etag)
-        self.etag = reply["ETag"]
-
-    def remove(self) -> None:
-        self.t.call("delete_object", Key=self.key, IfMatch=self.etag)
-
-
-class _SequenceObject:
-    """``nextseq`` read with its ETag and replaced by compare-and-swap."""
-
-    def __init__(self, transport: S3Transport) -> None:
-        self.t = transport
-        self.key = transport.key(SEQ_NAME)
-        self.etag = ""
-
-    def read(self) -> int:
-        body, self.etag = self.t.get(self.key)
-        return parse_seq(body.decode("ascii", "replace"), self.t.location)
-
-    def write(self, value: int) -> None:
-        if not self.etag:
-            self.read()
-        try:
-            reply = self.t.call("put_object", Key=self.key, Body=b"%d\n" % value, IfMatch=self.etag)
-        except OSError as exc:
-            if _precondition_failed(exc):
-                raise SpoolError(
-                    f"{self.t.location}: nextseq was changed by someone else; stopping"
-                ) from None
-            raise
-        self.etag = reply["ETag"]
+    def peek_sequence(self) -> SequencePeek:
+        doc = holder(self.lock_store)
+        who = None if doc is None else f"{doc.get('host', '?')} (pid {doc.get('pid', '?')})"
+        return SequencePeek(SequenceObject(self._object(SEQ_NAME), self.location).read(), who)

@@ -15,6 +15,7 @@ that S3's 10,000-part limit allows ~290 GiB from a pipe of unknown size.
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -159,9 +160,12 @@ class Uploader:
 
 
 @contextmanager
-def client_errors(where: str, method: str) -> Iterator[None]:
-    """botocore's exceptions as the engine's: a refused create-only write is
-    FileExistsError, anything else one line naming the location and call."""
+def client_errors(
+    where: str, method: str, precondition: Callable[[str], Exception] | None = None
+) -> Iterator[None]:
+    """botocore's exceptions as the engine's: a refused conditional write
+    (412) is ``FileExistsError`` (or ``precondition(where)``), a missing key
+    ``FileNotFoundError``, anything else one line naming the location and call."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -170,7 +174,11 @@ def client_errors(where: str, method: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            raise FileExistsError(f"{where}: the object exists") from None
+            if precondition is not None:
+                raise precondition(where) from None
+            raise FileExistsError(errno.EEXIST, "the object exists", where) from None
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise FileNotFoundError(errno.ENOENT, "no such object", where) from None
         if code == "NoSuchBucket":
             raise SpoolError(f"{where}: no such bucket") from None
         raise SpoolError(f"{where}: S3 {method} failed: {error.get('Message') or code}") from None

@@ -2,72 +2,92 @@
 
 ``sftp://[USER@]HOST[:PORT]/PATH``: PATH is absolute; ``/~/PATH`` is relative
 to the login directory.  HOST may be an alias of the ssh config file
-(``~/.ssh/config``, or ``-o ssh_config=FILE`` / ``$FSPL_SSH_CONFIG``), whose
-HostName, User, Port, IdentityFile, UserKnownHostsFile and
-StrictHostKeyChecking apply; the ssh-agent is used when it runs.
+(``~/.ssh/config``, or ``-o ssh_config=FILE`` / ``$FSPL_SSH_CONFIG``); see
+:mod:`.connection` for what of it applies and how host keys are verified.
 
-Host keys are always verified.  An unknown host is refused unless
-``StrictHostKeyChecking accept-new`` (config, or ``-o
-strict_host_key_checking=accept-new``) records it; a *changed* key is always
-refused.
-
-Delivery writes ``jobs/tmp-NAME.tmp``, flushes it with ``fsync@openssh.com``
-when the server offers it, then renames it: ``posix-rename@openssh.com`` for
-a fresh UUID name, the plain SFTP rename (which refuses to replace a file on
-OpenSSH) when a name is kept by ``queue-move``.  Processing takes an
-exclusive lock file created with SFTP's CREATE|EXCL; see docs/transports/sftp.md
-for the stale-lock rules.
+Delivery follows :mod:`spooler.delivery`: ``jobs/tmp-NAME.NONCE.tmp`` written
+with pipelined writes, flushed with ``fsync@openssh.com`` when the server
+offers it, then published with the plain SFTP rename, which OpenSSH performs
+as link + unlink and so never replaces an existing job.  Payloads are read
+with a window of pipelined requests (:mod:`.download`).  Processing takes
+the lock of :mod:`.lock` on an SFTP session of its own.  Every remote call
+has a timeout (``-o timeout``, seconds): a server that stops answering is an
+error, never a hang.
 """
 
 from __future__ import annotations
 
 import errno
-import json
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, suppress
+from functools import cached_property
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, SFTPError
 
 from spooler import log
-from spooler.errors import LockError, SpoolError, append_only
-from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, hold
-from spooler.progress import Progress
+from spooler.delivery import StagedTransport
+from spooler.errors import SpoolError, append_only, no_queue
+from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.seqfile import parse_seq
 from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequenceState, Transport, spooled_upload
+from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
 
 from .connection import connect, describe, local_user, ssh_settings
+from .download import PipelinedReader
+from .lock import SFTPLockStore, server_now
 
 _log = log.get("spooler.sftp")
 LOCK_NAME = "nextseq.sftp-lock"
 SEQ_NAME = "nextseq"
-DEFAULT_LOCK_TTL = 120.0
 WINDOW = 64 * 1024 * 1024
-STALE_TEMP_AGE = 3600.0  # leftover tmp-*.tmp files older than this are removed
-OPTIONS = ("ssh_config", "strict_host_key_checking", "identity_file", "known_hosts", "lock_ttl")
+#: Seconds without an answer after which a remote call fails (``-o timeout``).
+DEFAULT_TIMEOUT = 60.0
+OPTIONS = (
+    "ssh_config",
+    "strict_host_key_checking",
+    "identity_file",
+    "known_hosts",
+    "lock_ttl",
+    "timeout",
+)
 
 
-class SFTPTransport(Transport):
+class SFTPTransport(StagedTransport):
     """A queue directory on an SFTP server."""
 
-    capabilities = frozenset({Capability.PROCESS, Capability.CREATE_ONLY})
+    capabilities = frozenset({Capability.PROCESS, Capability.CREATE_ONLY, Capability.LEASE})
+    show_progress = True
 
-    def __init__(self, location: str, client: paramiko.SSHClient, root: str, lock_ttl: float):
+    def __init__(
+        self,
+        location: str,
+        client: paramiko.SSHClient,
+        root: str,
+        lock_ttl: float,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         super().__init__(location)
         self.client = client
-        transport = client.get_transport()
-        assert transport is not None
-        # A large window keeps writes pipelined over the whole round trip.
-        self.sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW)
-        assert self.sftp is not None
+        self.timeout = timeout
+        self.ssh = client.get_transport()
+        assert self.ssh is not None
+        self.ssh.set_keepalive(max(1, int(timeout / 4)))
+        self.sftp = self._session(WINDOW)
         self.root = root.rstrip("/") or "/"
         self.jobs = f"{self.root}/jobs" if self.root != "/" else "/jobs"
         self.lock_ttl = lock_ttl
+
+    def _session(self, window: int | None = None) -> paramiko.SFTPClient:
+        """A new SFTP session on the connection; its calls time out."""
+        assert self.ssh is not None
+        # A large window keeps writes pipelined over the whole round trip.
+        sftp = paramiko.SFTPClient.from_transport(self.ssh, window_size=window)
+        assert sftp is not None
+        sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
+        return sftp
 
     # -- connecting ---------------------------------------------------------
     @classmethod
@@ -88,9 +108,17 @@ class SFTPTransport(Transport):
         port = parts.port or int(settings.get("port", 22))
         host = settings.get("hostname", parts.hostname)
         client = connect(url, host, port, user, settings, options)
-        return cls(url, client, path, float(options.get("lock_ttl", DEFAULT_LOCK_TTL)))
+        return cls(
+            url,
+            client,
+            path,
+            float(options.get("lock_ttl", DEFAULT_TTL)),
+            float(options.get("timeout", DEFAULT_TIMEOUT)),
+        )
 
     def close(self) -> None:
+        if "lock_store" in self.__dict__:
+            self.lock_store.close()
         self.sftp.close()
         self.client.close()
 
@@ -100,48 +128,68 @@ class SFTPTransport(Transport):
     def _meta(self, name: str) -> str:
         return f"{self.root}/{name}"
 
+    @contextmanager
+    def _remote(self, what: str) -> Iterator[None]:
+        """Timeouts and dropped connections as one-line errors."""
+        try:
+            yield
+        except TimeoutError:
+            raise SpoolError(
+                f"{self.location}: {what}: no answer from the server for {self.timeout:g} s"
+            ) from None
+        except (paramiko.SSHException, EOFError) as exc:
+            raise SpoolError(
+                f"{self.location}: {what}: the SSH connection failed ({describe(exc)})"
+            ) from None
+
     # -- jobs ----------------------------------------------------------------
     def list_names(self) -> list[str]:
-        try:
-            return self.sftp.listdir(self.jobs)
-        except OSError as exc:
-            raise SpoolError(f'Reading queue directory "{self.location}/jobs": {exc}') from None
+        with self._remote("listing jobs"):
+            try:
+                return self.sftp.listdir(self.jobs)
+            except FileNotFoundError as exc:
+                raise no_queue(self.location, describe(exc)) from None
+            except OSError as exc:
+                raise SpoolError(
+                    f'Reading queue directory "{self.location}/jobs": {describe(exc)}'
+                ) from None
 
     def open_job(self, name: str) -> BinaryIO:
-        handle = self.sftp.open(self.path(name), "rb")
-        handle.prefetch()  # pipelined reads: the payload streams at link speed
-        return handle  # type: ignore[return-value]
+        with self._remote(f"opening {name}"):
+            handle = self.sftp.open(self.path(name), "rb")
+        return PipelinedReader(self.sftp, handle)  # type: ignore[return-value]
 
     def read_prefixes(
         self, names: Iterable[str], size: int
     ) -> Iterator[tuple[str, bytes | OSError]]:
         for name in names:
             try:
-                with self.sftp.open(self.path(name), "rb") as handle:
-                    yield name, handle.read(size)
+                with self._remote(f"reading {name}"), self.sftp.open(self.path(name), "rb") as fh:
+                    yield name, fh.read(size)
             except OSError as exc:
                 yield name, exc
 
-    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
-        kept = name is not None
-        name = name or new_job_name()
-        temp, final = self.path(f"tmp-{name}.tmp"), self.path(name)
-        progress = Progress(name)
-        try:
-            with self.sftp.open(temp, "wx") as out:
+    # -- delivery (the protocol of spooler.delivery) ---------------------------
+    def write_staged(self, temp: str, source: BinaryIO, progress: Callable[[int], None]) -> None:
+        with self._remote(f"writing {temp}"):
+            try:
+                out = self.sftp.open(self.path(temp), "wx")
+            except FileNotFoundError as exc:
+                raise no_queue(self.location, describe(exc)) from None
+            try:
                 out.set_pipelined(True)
                 while chunk := source.read(BUFSIZE):
                     out.write(chunk)
-                    progress.add(len(chunk))
+                    progress(len(chunk))
                 out.flush()
                 self._fsync(out)
-            self._publish(temp, final, kept)
-        except BaseException:
-            self._remove_quietly(temp)
-            raise
-        finally:
-            progress.done()
-        return name
+            except BaseException:
+                # Interrupted (Ctrl-C) or failed: close without waiting for
+                # the pipelined acknowledgements, keep the first exception.
+                with suppress(Exception):
+                    out.close()
+                raise
+            out.close()
 
     def _fsync(self, handle: paramiko.SFTPFile) -> None:
         """fsync@openssh.com: the data is on the server's disk before the rename."""
@@ -150,29 +198,42 @@ class SFTPTransport(Transport):
         except (SFTPError, OSError) as exc:
             _log.debug("Server has no fsync@openssh.com: %s", exc)
 
-    def _publish(self, temp: str, final: str, kept: bool) -> None:
-        if kept:
-            # Plain SFTP rename refuses to replace (OpenSSH links, then unlinks).
+    def publish(self, temp: str, final: str) -> None:
+        # The plain SFTP rename refuses to replace an existing file (OpenSSH
+        # links, then unlinks), so a job is never overwritten, even in a race.
+        with self._remote(f"publishing {final}"):
             try:
-                self.sftp.stat(final)
-            except FileNotFoundError:
-                self.sftp.rename(temp, final)
-                return
-            raise FileExistsError(errno.EEXIST, "Job exists", final)
-        try:
-            self.sftp.posix_rename(temp, final)
-        except OSError as exc:
-            _log.debug("posix-rename failed (%s); using plain rename", exc)
-            self.sftp.rename(temp, final)
+                self.sftp.rename(self.path(temp), self.path(final))
+            except OSError:
+                if self._exists(self.path(final)):
+                    raise FileExistsError(errno.EEXIST, "Job exists", final) from None
+                raise
 
-    def _remove_quietly(self, path: str) -> None:
+    def _exists(self, path: str) -> bool:
         try:
-            self.sftp.remove(path)
+            self.sftp.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def discard(self, temp: str) -> None:
+        try:
+            self.sftp.remove(self.path(temp))
         except Exception:  # the connection may be the thing that failed
             pass
 
+    def staged_ages(self, temps: list[str]) -> Iterator[tuple[str, float | None]]:
+        wanted = set(temps)
+        with self._remote("listing temporary files"):
+            entries = [e for e in self.sftp.listdir_attr(self.jobs) if e.filename in wanted]
+            now = server_now(self.sftp, self.root)
+        for entry in entries:
+            mtime = entry.st_mtime
+            yield entry.filename, None if now is None or mtime is None else now - mtime
+
     def delete(self, name: str) -> None:
-        self.sftp.remove(self.path(name))
+        with self._remote(f"deleting {name}"):
+            self.sftp.remove(self.path(name))
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
         target = self.path(name)
@@ -194,105 +255,46 @@ class SFTPTransport(Transport):
             self.sftp.open(self._meta(f"{SEQ_NAME}.lock"), "w").close()
 
     def is_append_only(self) -> bool:
-        try:
-            self.sftp.stat(self._meta(SEQ_NAME))
-        except FileNotFoundError:
-            return True
-        return False
+        with self._remote("reading the queue"):
+            if self._exists(self._meta(SEQ_NAME)):
+                return False
+            if not self._exists(self.jobs):
+                raise no_queue(self.location)
+        return True
 
     def _read_seq(self) -> int:
-        with self.sftp.open(self._meta(SEQ_NAME), "rb") as handle:
-            text = handle.read(64).decode("ascii", "replace")
+        with self._remote("reading nextseq"), self.sftp.open(self._meta(SEQ_NAME), "rb") as fh:
+            text = fh.read(64).decode("ascii", "replace")
         return parse_seq(text, self.location)
 
     def _write_seq(self, value: int) -> None:
         temp = self._meta(f"{SEQ_NAME}.temp")
-        with self.sftp.open(temp, "w") as out:
-            out.write(b"%d\n" % value)
-            out.flush()
-            self._fsync(out)
-        try:
+        with self._remote("writing nextseq"):
+            with self.sftp.open(temp, "w") as out:
+                out.write(b"%d\n" % value)
+                out.flush()
+                self._fsync(out)
             self.sftp.posix_rename(temp, self._meta(SEQ_NAME))
-        except OSError:
-            self.sftp.remove(self._meta(SEQ_NAME))
-            self.sftp.rename(temp, self._meta(SEQ_NAME))
+
+    @cached_property
+    def lock_store(self) -> SFTPLockStore:
+        """The lock, on a session of its own (see :mod:`.lock`)."""
+        return SFTPLockStore(self._session(), self._meta(LOCK_NAME))
 
     @contextmanager
     def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
         if self.is_append_only():
             raise append_only(self.location)
-        with hold(_LockFile(self), self._read_seq, self._write_seq) as state:
-            self._clean_stale_temps()
+        with (
+            self._remote("locking"),
+            hold(
+                self.lock_store, self.location, self.lock_ttl, self._read_seq, self._write_seq
+            ) as state,
+        ):
             yield state
 
-    def _clean_stale_temps(self) -> None:
-        """Remove temporary files of deliveries that died long ago."""
-        cutoff = time.time() - STALE_TEMP_AGE
-        for entry in self.sftp.listdir_attr(self.jobs):
-            name = entry.filename
-            if name.startswith("tmp-") and name.endswith(".tmp") and (entry.st_mtime or 0) < cutoff:
-                _log.info('Removing stale temporary file "%s"', name)
-                self._remove_quietly(self.path(name))
-
-
-class _LockFile(HeartbeatLock):
-    """``nextseq.sftp-lock``: created with CREATE|EXCL, touched while held."""
-
-    def __init__(self, t: SFTPTransport) -> None:
-        super().__init__(t.location, t.lock_ttl)
-        self.t = t
-        self.path = t._meta(LOCK_NAME)
-
-    def create(self) -> None:
-        for _ in range(2):
-            try:
-                with self.t.sftp.open(self.path, "wx") as out:
-                    out.write(json.dumps(self.document()).encode())
-                return
-            except OSError:
-                if not self._break_if_stale():
-                    doc = (self._holder() or ({}, 0.0))[0]
-                    raise LockError(
-                        f"{self.location} is being processed by {doc.get('host', '?')} "
-                        f"(pid {doc.get('pid', '?')}); lock file {LOCK_NAME}"
-                    ) from None
-        raise LockError(f"{self.location}: lost the race for the lock; try again")
-
-    def _holder(self) -> tuple[dict[str, Any], float] | None:
-        try:
-            attrs = self.t.sftp.stat(self.path)
-            with self.t.sftp.open(self.path, "rb") as handle:
-                data = handle.read(4096)
-        except FileNotFoundError:
-            return None
-        try:
-            return json.loads(data), float(attrs.st_mtime or 0)
-        except ValueError:
-            return {}, float(attrs.st_mtime or 0)
-
-    def _break_if_stale(self) -> bool:
-        """Rename a stale lock aside (atomic: one breaker wins), then retry."""
-        holder = self._holder()
-        if holder is None:
-            return True
-        doc, mtime = holder
-        if time.time() - mtime < self.ttl:
-            return False
-        aside = f"{self.path}.stale-{self.token}"
-        try:
-            self.t.sftp.rename(self.path, aside)
-        except OSError:
-            return False  # someone else broke it (or refreshed it) first
-        _log.warn("Broke stale lock of %s (pid %s)", doc.get("host"), doc.get("pid"))
-        self.t._remove_quietly(aside)
-        return True
-
-    def refresh(self) -> None:
-        holder = self._holder()
-        if not holder or holder[0].get("owner") != self.token:
-            raise SpoolError("lock file replaced")
-        now = time.time()
-        self.t.sftp.utime(self.path, (now, now))
-
-    def remove(self) -> None:
-        self.t.sftp.remove(self.path)
+    def peek_sequence(self) -> SequencePeek:
+        with self._remote("reading the lock"):
+            doc = holder(self.lock_store)
+        who = None if doc is None else f"{doc.get('host', '?')} (pid {doc.get('pid', '?')})"
+        return SequencePeek(self._read_seq(), who)

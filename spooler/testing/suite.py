@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 
 from ..api import header, process
 from ..errors import LockError, SpoolError
+from ..lease import Lease, Observations, boot_id
 from ..packet import Command, Special
 from ..queue import OnError, Queue
 from ..transport import Capability, Transport, is_job_name, open_transport
@@ -154,6 +158,15 @@ class TransportSuite:
         assert len(names) == 12
         assert set(_jobs(transport)) == names
 
+    def test_deliver_never_replaces_an_existing_name(self, transport: Transport) -> None:
+        first = build_packet(1, b"the original")
+        name = transport.deliver(io.BytesIO(first))
+        with pytest.raises(FileExistsError):
+            transport.deliver(io.BytesIO(build_packet(2, b"an impostor")), name=name)
+        assert _jobs(transport) == [name]
+        with transport.open_job(name) as stream:
+            assert _read_all(stream) == first
+
     def test_failed_delivery_leaves_no_job(self, transport: Transport) -> None:
         with pytest.raises((OSError, SpoolError), match="simulated"):
             transport.deliver(_FailingStream(build_packet(1, b"x" * 300_000)))
@@ -242,6 +255,101 @@ class TransportSuite:
         with other.lock_sequence() as state:  # released: now it works
             assert state.read() == 1
 
+    # -- the lock protocol (transports built on spooler.lease) -------------------
+    @pytest.fixture
+    def lease_factory(self, transport: Transport, tmp_path: Any) -> Iterator[Any]:
+        """Factory of Leases on the transport's lock store, each with its own
+        fake monotonic clock and this test's observation directory."""
+        self.require(transport, Capability.LEASE)
+        store = transport.lock_store  # type: ignore[attr-defined]
+        made: list[Lease] = []
+
+        def factory(ttl: float = 60.0, clock: _Clock | None = None) -> Lease:
+            lease = Lease(
+                store,
+                transport.location,
+                ttl,
+                clock=clock or _Clock(),
+                observations=Observations(str(tmp_path / "observed")),
+            )
+            made.append(lease)
+            return lease
+
+        yield factory
+        for lease in made:
+            lease._stop.set()
+
+    def test_lock_contention_and_release(self, lease_factory: Any) -> None:
+        first, second = lease_factory(), lease_factory()
+        first.acquire()
+        with pytest.raises(LockError, match="being processed"):
+            second.acquire()
+        first.release()
+        second.acquire()
+        second.release()
+        assert second.store.read() is None
+
+    def test_stale_lock_is_broken_by_observation_whatever_the_wall_clock(
+        self, lease_factory: Any
+    ) -> None:
+        dead = lease_factory()
+        # A holder on another host that died, whose clock was two minutes
+        # ahead: its claimed expiry is still in the future, and counts for nothing.
+        dead.store.create(_foreign_lock(expires=time.time() + 120 + 60))
+        for _ in range(2):
+            clock = _Clock()
+            breaker = lease_factory(ttl=60.0, clock=clock)
+            with pytest.raises(LockError):
+                breaker.acquire()  # first seen now
+            clock.now += 59.0
+            with pytest.raises(LockError):
+                breaker.acquire()  # not yet a full TTL unchanged
+        clock.now += 2.0
+        breaker.acquire()  # seen unchanged for a full TTL on its own clock
+        breaker.release()
+
+    def test_live_lock_is_never_broken(self, lease_factory: Any) -> None:
+        holder = lease_factory()
+        holder.acquire()
+        clock = _Clock()
+        breaker = lease_factory(ttl=60.0, clock=clock)
+        for _ in range(3):
+            with pytest.raises(LockError):
+                breaker.acquire()
+            holder.renew()  # the holder is alive: its lock keeps changing
+            clock.now += 61.0
+        holder.release()
+
+    def test_dead_holder_on_this_host_is_broken_at_once(self, lease_factory: Any) -> None:
+        child = subprocess.Popen(["true"])
+        child.wait()
+        lease = lease_factory()
+        lease.store.create(_foreign_lock(pid=child.pid, here=True))
+        lease.acquire()
+        lease.release()
+
+    def test_sequence_writes_are_fenced(self, transport: Transport, connect: Any) -> None:
+        self.require(transport, Capability.LEASE)
+        with transport.lock_sequence() as state:
+            store = transport.lock_store  # type: ignore[attr-defined]
+            current = store.read()
+            store.delete(current.version)  # a breaker took the lock over …
+            store.create(_foreign_lock())
+            with pytest.raises(SpoolError, match="lock"):
+                state.write(7)  # … so the old holder must not write
+        assert store.read().body == _foreign_lock()  # and its release left it alone
+        assert connect().peek_sequence().next_seq == 1
+
+    def test_diagnostics_do_not_touch_a_held_lock(self, transport: Transport) -> None:
+        self.require(transport, Capability.LEASE)
+        store = transport.lock_store  # type: ignore[attr-defined]
+        store.create(_foreign_lock())
+        before = store.read()
+        peek = transport.peek_sequence()
+        assert peek.holder is not None and peek.next_seq == 1
+        Queue(transport).status()
+        assert store.read() == before
+
     # -- processing ----------------------------------------------------------------
     def test_out_of_order_delivery_runs_in_order(self, transport: Transport) -> None:
         self.require(transport, Capability.PROCESS)
@@ -315,6 +423,30 @@ class TransportSuite:
             ran = fspl("queue-process", "-q", queue_location, "true")
             assert ran.returncode == 0, ran.stderr
             assert _jobs(transport) == []
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _foreign_lock(pid: int = 4242, here: bool = False, expires: float = 0.0) -> bytes:
+    """A lock document of a holder that is not running these tests."""
+    doc: dict[str, Any] = {
+        "owner": "someone-else",
+        "host": "elsewhere.example",
+        "boot": "",
+        "pid": pid,
+        "expires": expires,
+    }
+    if here:
+        doc.update(host=socket.gethostname(), boot=boot_id())
+    return json.dumps(doc).encode()
 
 
 def _read_all(stream: Any) -> bytes:

@@ -4,8 +4,8 @@ WebDAV has what the delivery rules need:
 
 * ``MOVE`` with ``Overwrite: F`` is a create-only rename (412 when the target
   exists): upload to ``jobs/tmp-NAME.tmp``, then move it to its job name;
-* ``PUT`` with ``If-None-Match: *`` is an exclusive create, used for the
-  processing lock;
+* ``PUT``/``DELETE`` with ``If-None-Match: *`` and ``If-Match: ETAG`` are the
+  conditional writes :mod:`spooler.lease` needs for the processing lock;
 * ``GET`` with ``Range`` reads just a header.
 """
 
@@ -13,34 +13,38 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import ssl
 import threading
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO
+from email.utils import parsedate_to_datetime
+from functools import cached_property
+from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from spooler.errors import LockError, SpoolError, append_only
-from spooler.ids import new_job_name
-from spooler.lease import HeartbeatLock, hold
+from spooler.delivery import StagedTransport
+from spooler.errors import SpoolError, append_only, no_queue
+from spooler.lease import DEFAULT_TTL, Conflict, LeaseStore, LockCopy, hold, holder
 from spooler.seqfile import parse_seq
-from spooler.transport import Capability, SequenceState, Transport, spooled_upload
+from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
 SEQ_NAME = "nextseq"
-DEFAULT_LOCK_TTL = 120.0
 OPTIONS = ("user", "password", "lock_ttl", "timeout")
 
 
-class WebDAVTransport(Transport):
+class WebDAVTransport(StagedTransport):
     """A queue collection on a WebDAV server."""
 
     capabilities = frozenset(
-        {Capability.PROCESS, Capability.CREATE_ONLY, Capability.CONCURRENT_HEADERS}
+        {
+            Capability.PROCESS,
+            Capability.CREATE_ONLY,
+            Capability.CONCURRENT_HEADERS,
+            Capability.LEASE,
+        }
     )
 
     def __init__(self, location: str, options: Mapping[str, str]) -> None:
@@ -58,7 +62,7 @@ class WebDAVTransport(Transport):
             "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else None
         )
         self.timeout = float(options.get("timeout", 60))
-        self.lock_ttl = float(options.get("lock_ttl", DEFAULT_LOCK_TTL))
+        self.lock_ttl = float(options.get("lock_ttl", DEFAULT_TTL))
         self._local = threading.local()
 
     @classmethod
@@ -164,28 +168,26 @@ class WebDAVTransport(Transport):
         with ThreadPoolExecutor(4) as pool:
             yield from pool.map(head, list(names))
 
-    def deliver(self, source: BinaryIO, name: str | None = None) -> str:
-        """PUT to a temporary name, then a create-only MOVE to the job name."""
-        name = name or new_job_name()
-        temp = f"jobs/tmp-{name}.tmp"
-        try:
-            self._expect(self.request("PUT", temp, body=source), f"PUT {temp}", 200, 201, 204)
-            moved = self.request(
-                "MOVE",
-                temp,
-                headers={"Destination": self._url_path(f"jobs/{name}"), "Overwrite": "F"},
-            )
-            if moved.status == 412:
-                raise FileExistsError(name)
-            self._expect(moved, f"MOVE {temp}", 201, 204)
-        except BaseException:
-            self._remove_quietly(temp)
-            raise
-        return name
+    # -- delivery (spooler.delivery's protocol) ----------------------------------
+    def write_staged(self, temp: str, source: BinaryIO, progress: Callable[[int], None]) -> None:
+        if self.request("PROPFIND", "jobs/", headers={"Depth": "0"}).status == 404:
+            raise no_queue(self.location)
+        self._expect(self.request("PUT", f"jobs/{temp}", body=source), f"PUT {temp}", 200, 201, 204)
 
-    def _remove_quietly(self, relative: str) -> None:
+    def publish(self, temp: str, final: str) -> None:
+        """``MOVE`` with ``Overwrite: F``: the server refuses to replace (412)."""
+        moved = self.request(
+            "MOVE",
+            f"jobs/{temp}",
+            headers={"Destination": self._url_path(f"jobs/{final}"), "Overwrite": "F"},
+        )
+        if moved.status == 412:
+            raise FileExistsError(final)
+        self._expect(moved, f"MOVE {temp}", 201, 204)
+
+    def discard(self, temp: str) -> None:
         try:
-            self.request("DELETE", relative)
+            self.request("DELETE", f"jobs/{temp}")
         except Exception:  # cleanup must not hide the first failure
             pass
 
@@ -210,12 +212,25 @@ class WebDAVTransport(Transport):
             self._expect(self.request("PUT", SEQ_NAME, body=b"1\n"), "PUT nextseq", 201, 204)
 
     def is_append_only(self) -> bool:
-        return self.request("HEAD", SEQ_NAME).status == 404
+        if self.request("HEAD", SEQ_NAME).status != 404:
+            return False
+        if self.request("PROPFIND", "jobs/", headers={"Depth": "0"}).status == 404:
+            raise no_queue(self.location)
+        return True
+
+    @cached_property
+    def lock_store(self) -> DAVLockStore:
+        return DAVLockStore(self)
 
     def lock_sequence(self) -> AbstractContextManager[SequenceState]:
         if self.is_append_only():
             raise append_only(self.location)
-        return hold(_Lock(self), self._read_seq, self._write_seq)
+        return hold(self.lock_store, self.location, self.lock_ttl, self._read_seq, self._write_seq)
+
+    def peek_sequence(self) -> SequencePeek:
+        doc = holder(self.lock_store)
+        who = None if doc is None else f"{doc.get('host', '?')} (pid {doc.get('pid', '?')})"
+        return SequencePeek(self._read_seq(), who)
 
     def _read_seq(self) -> int:
         response = self.request("GET", SEQ_NAME, stream=True)
@@ -232,54 +247,58 @@ class WebDAVTransport(Transport):
         self._expect(moved, "MOVE nextseq", 201, 204)
 
 
-class _Lock(HeartbeatLock):
-    """``PUT If-None-Match: *`` creates it exclusively; the heartbeat thread,
-    the lost-lock check and the release come from :class:`HeartbeatLock`.
-
-    Stale rule: a lock whose ``expires`` has passed may be deleted, with
-    ``If-Match`` on the ETag we saw, so that two breakers cannot both win.
-    """
+class DAVLockStore(LeaseStore):
+    """``nextseq.dav-lock`` with WebDAV's conditional requests: ``PUT
+    If-None-Match: *`` creates it, ``If-Match: ETAG`` replaces or deletes it
+    only if unchanged, and its age is the server's ``Date`` minus its
+    ``Last-Modified`` (the server's clock only)."""
 
     def __init__(self, t: WebDAVTransport) -> None:
-        super().__init__(t.location, t.lock_ttl)
         self.t = t
 
-    def _body(self) -> bytes:
-        return json.dumps(self.document()).encode()
+    def create(self, body: bytes) -> str:
+        reply = self.t.request("PUT", LOCK_NAME, body=body, headers={"If-None-Match": "*"})
+        if reply.status == 412:
+            raise FileExistsError(LOCK_NAME)
+        self.t._expect(reply, "PUT lock", 200, 201, 204)
+        return reply.getheader("ETag") or ""
 
-    def create(self) -> None:
-        for _ in range(2):
-            reply = self.t.request(
-                "PUT", LOCK_NAME, body=self._body(), headers={"If-None-Match": "*"}
-            )
-            if reply.status in (200, 201, 204):
-                return
-            if reply.status != 412:
-                self.t._expect(reply, "PUT lock", 201)
-            holder = self._read()
-            if holder is not None and float(holder[0].get("expires", 0)) > time.time():
-                raise LockError(self.describe_holder(holder[0], f"its lock {LOCK_NAME}"))
-            if holder is not None:
-                headers = {"If-Match": holder[1]} if holder[1] else {}
-                self.t.request("DELETE", LOCK_NAME, headers=headers)
-        raise LockError(f"{self.t.location}: lost the race for the lock; try again")
-
-    def _read(self) -> tuple[dict[str, Any], str] | None:
-        """The lock's document and ETag; None when there is no lock."""
+    def read(self) -> LockCopy | None:
         response = self.t.request("GET", LOCK_NAME, stream=True)
         body = response.read()
         if response.status == 404:
             return None
+        self.t._expect(response, "GET lock", 200)
+        return LockCopy(body, response.getheader("ETag") or "", _server_age(response))
+
+    def _conditional(self, method: str, version: str, body: bytes | None = None) -> str:
+        reply = self.t.request(method, LOCK_NAME, body=body, headers={"If-Match": version})
+        if reply.status == 412:
+            raise Conflict(LOCK_NAME)
+        self.t._expect(reply, f"{method} lock", 200, 201, 204)
+        return reply.getheader("ETag") or ""
+
+    def replace(self, body: bytes, version: str) -> str:
+        etag = self._conditional("PUT", version, body)
+        if etag:
+            return etag
+        current = self.read()  # servers that do not answer PUT with an ETag
+        if current is None:
+            raise FileNotFoundError(LOCK_NAME)
+        return current.version
+
+    def delete(self, version: str) -> None:
         try:
-            return json.loads(body), response.getheader("ETag") or ""
-        except ValueError:
-            return {}, response.getheader("ETag") or ""
+            self._conditional("DELETE", version)
+        except FileNotFoundError:
+            pass
 
-    def refresh(self) -> None:
-        current = self._read()
-        if not current or current[0].get("owner") != self.token:
-            raise SpoolError("the lock now belongs to another processor")
-        self.t.request("PUT", LOCK_NAME, body=self._body(), headers={"If-Match": current[1]})
 
-    def remove(self) -> None:
-        self.t._remove_quietly(LOCK_NAME)
+def _server_age(response: http.client.HTTPResponse) -> float | None:
+    date, modified = response.getheader("Date"), response.getheader("Last-Modified")
+    if not date or not modified:
+        return None
+    try:
+        return (parsedate_to_datetime(date) - parsedate_to_datetime(modified)).total_seconds()
+    except (TypeError, ValueError):
+        return None
