@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """SFTP transport benchmark against a throwaway OpenSSH sshd on 127.0.0.1.
 
-``fspl queue-write -q sftp://…`` of a 1 GiB packet vs OpenSSH's own ``sftp``
-client putting the same file to the same server, same run (target ≤ 1.5×),
-with the peak RSS of ours (target ≤ 64 MiB).
+Same server, same run, OpenSSH's own ``sftp`` client as the yardstick:
+
+* upload: ``fspl queue-write -q sftp://…`` of a 1 GiB packet vs ``sftp put``
+  (target ≤ 1.5×, peak RSS ≤ 64 MiB);
+* download: ``fspl queue-payload -q sftp://… -j 1`` vs ``sftp get`` of the
+  same job file (target ≤ 1.5×, memory flat);
+* processing in place: ``fspl queue-process -q sftp://…`` of the 1 GiB job
+  with default settings (the lock is renewed while the payload streams).
 
     python benchmarks/bench_sftp.py [--quick] [--ours PATH]
 """
@@ -19,7 +24,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from fixtures_sftp import start_sshd, stop_sshd  # noqa: E402 - sibling helpers
-from run import make_packet, measure, remote_args  # noqa: E402
+from run import Sample, make_packet, measure, remote_args  # noqa: E402
+
+
+def _row(what: str, size: int, ours: Sample, native: Sample) -> None:
+    print(
+        f"| {what} {size >> 20} MiB over SFTP | {ours.seconds:.2f} s | OpenSSH sftp "
+        f"{native.seconds:.2f} s | {ours.seconds / native.seconds:.2f}× | ≤ 1.5× | "
+        f"{ours.max_rss_kib / 1024:.0f} MiB |"
+    )
 
 
 def main() -> int:
@@ -37,14 +50,38 @@ def main() -> int:
             os.environ["FSPL_SSH_CONFIG"] = str(config)
             url = server.url(str(remote / "q"))
             subprocess.run([args.ours, "queue-init", "-q", url], check=True)
+            sftp = ["sftp", "-q", "-F", str(config), "-b"]
             ours = measure([args.ours, "queue-write", "-q", url], 3, stdin=str(packet))
-            batch = work / "batch"
-            batch.write_text(f"put {packet} {remote}/sftp-copy\n")
-            native = measure(["sftp", "-q", "-F", str(config), "-b", str(batch), "backupsrv"], 3)
+            put = work / "put"
+            put.write_text(f"put {packet} {remote}/sftp-copy\n")
+            native = measure([*sftp, str(put), "backupsrv"], 3)
+            _row("queue-write", size, ours, native)
+            jobs = sorted(n for n in os.listdir(remote / "q" / "jobs") if n.endswith(".fspl"))
+            for extra in jobs[1:]:  # three writes of seq 1: keep one, -j refuses duplicates
+                os.unlink(remote / "q" / "jobs" / extra)
+            job = jobs[0]
+            get = work / "get"
+            get.write_text(f"get {remote}/q/jobs/{job} {work}/got\n")
+            down = measure([args.ours, "queue-payload", "-q", url, "-j", "1"], 3)
+            native_down = measure([*sftp, str(get), "backupsrv"], 3)
+            _row("queue-payload", size, down, native_down)
+            processed = measure(
+                [
+                    args.ours,
+                    "queue-process",
+                    "-q",
+                    url,
+                    "--never-delete",
+                    "sh",
+                    "--",
+                    "-c",
+                    "cat > /dev/null",
+                ],
+                1,
+            )
             print(
-                f"| queue-write {size >> 20} MiB over SFTP | {ours.seconds:.2f} s | OpenSSH sftp "
-                f"{native.seconds:.2f} s | {ours.seconds / native.seconds:.2f}× | ≤ 1.5× | "
-                f"{ours.max_rss_kib / 1024:.0f} MiB |"
+                f"| queue-process {size >> 20} MiB in place over SFTP (default lock TTL) | "
+                f"{processed.seconds:.2f} s | ok | {processed.max_rss_kib / 1024:.0f} MiB |"
             )
         finally:
             stop_sshd(server)

@@ -23,8 +23,11 @@ multipart upload (S3) implements ``deliver`` itself.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import BinaryIO
 
 from . import log
@@ -55,14 +58,21 @@ class StagedTransport(Transport):
 
     #: Show a progress line on a terminal for this transport's deliveries.
     show_progress = False
+    #: Hold Ctrl-C back until ``write_staged`` reports progress, for protocols
+    #: that a KeyboardInterrupt in the middle of a request would leave unusable
+    #: (then the temporary file could not be removed).  A second Ctrl-C is
+    #: not held back.
+    defer_interrupts = False
 
     def deliver(self, source: BinaryIO, name: str | None = None) -> str:
         final = name or new_job_name()
         temp = temp_name(final)
         progress = Progress(final) if self.show_progress else None
+        report = progress.add if progress else _ignore
         try:
-            self.write_staged(temp, source, progress.add if progress else _ignore)
-            self.publish(temp, final)
+            with _interrupts_at(report) if self.defer_interrupts else nullcontext(report) as step:
+                self.write_staged(temp, source, step)
+                self.publish(temp, final)
         except BaseException:
             self.discard(temp)
             raise
@@ -111,3 +121,30 @@ class StagedTransport(Transport):
 
 def _ignore(_: int) -> None:
     pass
+
+
+@contextmanager
+def _interrupts_at(report: Callable[[int], None]) -> Iterator[Callable[[int], None]]:
+    """Defer SIGINT to the next progress report (see ``defer_interrupts``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield report
+        return
+    pending: list[int] = []
+
+    def held(signum: int, _frame: object) -> None:
+        pending.append(signum)
+        if len(pending) > 1:
+            raise KeyboardInterrupt
+
+    def step(size: int) -> None:
+        report(size)
+        if pending:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, held)
+    try:
+        yield step
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt

@@ -299,7 +299,7 @@ def test_queue_status_never_waits_for_a_processor(ours: Runner, tmp_path: Path) 
         holder.kill()
         holder.wait()
     assert status.returncode == 0
-    assert "next: ? (locked" in status.out and "jobs: 1 (seq 1)" in status.out
+    assert "next: 1 (locked" in status.out and "jobs: 1 (seq 1)" in status.out
 
 
 def test_queue_status_append_only(ours: Runner, tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ class RcloneTransport(StagedTransport):
         try:
             return [entry["Name"] for entry in self._entries("jobs")]
         except FileNotFoundError:
-            raise SpoolError(f'Reading queue directory "{self.location}/jobs": not found') from None
+            raise no_queue(self.location) from None
 
     def open_job(self, name: str) -> BinaryIO:
         stream = _CatStream([*self.argv, "cat", self.path(f"jobs/{name}")], name)

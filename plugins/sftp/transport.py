@@ -60,6 +60,7 @@ class SFTPTransport(StagedTransport):
 
     capabilities = frozenset({Capability.PROCESS, Capability.CREATE_ONLY, Capability.LEASE})
     show_progress = True
+    defer_interrupts = True
 
     def __init__(
         self,
