@@ -129,3 +129,29 @@ def sftp_queue(ours: Any, sshd: SSHServer, ssh_env: dict[str, str], tmp_path: Pa
 class SFTPQueue(NamedTuple):
     local: Path
     url: str
+
+
+def upload_in_progress(
+    queue: SFTPQueue, env: dict[str, str], payload_size: int
+) -> subprocess.Popen[bytes]:
+    """A ``queue-write`` over SFTP whose packet is sent but whose stdin is still
+    open, returned once its temporary file exists on the server."""
+    import sys
+    import time
+
+    from spooler.testing import build_packet
+
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "spooler", "queue-write", "-q", queue.url],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    assert writer.stdin is not None
+    writer.stdin.write(build_packet(1, b"x" * payload_size))
+    writer.stdin.flush()
+    deadline = time.monotonic() + 20
+    while not any(n.startswith("tmp-") for n in os.listdir(queue.local / "jobs")):
+        assert time.monotonic() < deadline, "upload never started"
+        time.sleep(0.05)
+    return writer

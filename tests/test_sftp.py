@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import Runner, jobs_in
-from fixtures_sftp import SFTPQueue, SSHServer
+from fixtures_sftp import SFTPQueue, SSHServer, upload_in_progress
 
 from spooler.api import open_queue
 from spooler.errors import LockError
-from spooler.testing import TransportSuite, build_packet
+from spooler.testing import TransportSuite
 
 pytest.importorskip("paramiko")
 
@@ -150,19 +148,7 @@ def test_cut_connection_mid_upload_leaves_no_job(
 ) -> None:
     local, url = sftp_queue
     before = set(sshd.children())
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "spooler", "queue-write", "-q", url],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **ssh_env},
-    )
-    assert writer.stdin is not None
-    writer.stdin.write(build_packet(1, b"x" * (4 * 1024 * 1024)))
-    writer.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not any(n.startswith("tmp-") for n in os.listdir(local / "jobs")):
-        assert time.monotonic() < deadline, "upload never started"
-        time.sleep(0.05)
+    writer = upload_in_progress(sftp_queue, ssh_env, 4 * 1024 * 1024)
     for pid in set(sshd.children()) - before:
         os.kill(pid, signal.SIGKILL)  # the server side of the session dies
     writer.stdin.close()
