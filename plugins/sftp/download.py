@@ -95,6 +95,8 @@ class PipelinedReader:
                 return data
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes; like a raw stream it may return fewer (one
+        answer's worth), which spares joining answers into big buffers."""
         if self.closed:
             raise ValueError("read of a closed SFTP stream")
         if size < 0:
@@ -103,11 +105,8 @@ class PipelinedReader:
                 parts.append(block)
             self._buffer = b""
             return b"".join(parts)
-        while len(self._buffer) < size:
-            block = self._next_block()
-            if not block:
-                break
-            self._buffer = block if not self._buffer else self._buffer + block
+        if not self._buffer:
+            self._buffer = self._next_block()
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
 
