@@ -18,8 +18,8 @@ from paramiko.sftp import CMD_READ, CMD_STATUS, int64
 
 #: OpenSSH's sftp-server answers at most this many bytes per read request.
 CHUNK = 261_120
-#: Requests in flight: 64 requests of 255 KiB, about 16 MiB, enough to fill a long fat link.
-WINDOW = 64
+#: Requests in flight: 32 of 255 KiB, about 8 MiB: enough to fill a fast link.
+WINDOW = 32
 
 
 class _Answers:
