@@ -9,6 +9,8 @@ With ``--timeout`` the command runs in a process group of its own, so that
 the timeout kills everything it started (the reference kills only the direct
 child and leaves grandchildren holding the payload pipe).  While it runs in
 its own group, SIGINT/SIGTERM/SIGHUP sent to fspl are passed on to it.
+A long-running caller (the watch loop) replaces that forwarding with
+:data:`group_hook`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from . import log
@@ -26,6 +28,13 @@ from .queue import Outcome
 
 _log = log.get("spooler.execute")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+#: Set by :mod:`spooler.watch` while it runs.  Then every command gets a
+#: process group of its own and, instead of fspl forwarding signals to it,
+#: runs inside ``group_hook(pgid)``: the watch loop lets a job finish on the
+#: first signal and kills its group on the second (it runs commands from
+#: worker threads, where signal handlers cannot be installed anyway).
+group_hook: Callable[[int], AbstractContextManager[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,8 @@ def run_command(
     """Run ``argv`` to completion; ``output`` receives stdout and stderr."""
     env = _environment(env_pairs)
     _log.debug("Preparing to run %r with params %r", argv[0], argv[1:])
-    own_group = timeout is not None
+    hook = group_hook
+    own_group = timeout is not None or hook is not None
     try:
         proc = subprocess.Popen(
             argv,
@@ -87,7 +97,11 @@ def run_command(
             f"Running {os.fsdecode(argv[0])!r}: {exc.strerror or exc} (os error {exc.errno})"
         ) from None
     _log.debug("Command PID %d started successfully", proc.pid)
-    with _forward_signals(proc.pid) if own_group else nullcontext():
+    if hook is not None:
+        guard = hook(proc.pid)
+    else:
+        guard = _forward_signals(proc.pid) if own_group else nullcontext()
+    with guard:
         status = _wait(proc, timeout)
     if status is None:
         return Outcome(False, f"Command timed out after {timeout:g} seconds and was killed")

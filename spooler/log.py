@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 TRACE, DEBUG, INFO, WARN, ERROR = 5, 4, 3, 2, 1
 _NAMES = {"trace": TRACE, "debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR}
@@ -19,6 +20,9 @@ _LABELS = {TRACE: "TRACE", DEBUG: "DEBUG", INFO: " INFO", WARN: " WARN", ERROR: 
 LEVEL_NAMES = tuple(_NAMES)
 
 _level = INFO
+#: What goes before every message, for processes that work on several queues
+#: at once (``fspl serve`` names the queue a worker thread is on); None: nothing.
+_context: Callable[[], str] | None = None
 
 
 def parse_level(text: str) -> int:
@@ -34,6 +38,11 @@ def parse_level(text: str) -> int:
 def set_level(level: int) -> None:
     global _level
     _level = level
+
+
+def set_context(source: Callable[[], str] | None) -> None:
+    global _context
+    _context = source
 
 
 def enabled(level: int) -> bool:
@@ -52,6 +61,8 @@ class Logger:
         if level > _level:
             return
         text = msg % args if args else msg
+        if _context is not None:
+            text = _context() + text
         line = f"{_LABELS[level]} {self.target}: {text}\n"
         try:
             os.write(sys.stderr.fileno(), line.encode("utf-8", "backslashreplace"))

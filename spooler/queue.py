@@ -141,6 +141,10 @@ def _still_held(state: SequenceState) -> None:
         check()
 
 
+def _always() -> bool:
+    return True
+
+
 def format_ranges(values: Iterable[int]) -> str:
     """``[4, 5, 6, 9]`` → ``"4–6, 9"``."""
     ordered = sorted(set(values))
@@ -254,17 +258,27 @@ class Queue:
         return found[0]
 
     # -- processing -------------------------------------------------------
-    def process(self, config: ProcessConfig, runner: Runner) -> int:
-        """Process under the queue lock; return the number of jobs run."""
+    def process(
+        self, config: ProcessConfig, runner: Runner, proceed: Callable[[], bool] | None = None
+    ) -> int:
+        """Process under the queue lock; return the number of jobs run.
+
+        ``proceed``, if given, is asked before each job; False ends the pass
+        there, with nothing of that job touched (the watch loop stops on a
+        signal, or gives its worker to other queues).
+        """
+        go = proceed or _always
         with self.transport.lock_sequence() as state:
             if config.order_by is Order.TIMESTAMP:
                 # Stable sort on ctime alone: equal times keep directory order,
                 # as in the reference.
                 ordered = sorted(self.scan(self._names()), key=lambda j: j.meta.ctime_key)
-                return self._run_list(ordered, state, config, runner)
-            return self._run_sequence(state, config, runner)
+                return self._run_list(ordered, state, config, runner, go)
+            return self._run_sequence(state, config, runner, go)
 
-    def _run_sequence(self, state: SequenceState, config: ProcessConfig, runner: Runner) -> int:
+    def _run_sequence(
+        self, state: SequenceState, config: ProcessConfig, runner: Runner, go: Callable[[], bool]
+    ) -> int:
         next_seq = state.read()
         by_seq: dict[int, Job] = {}
         for job in self.scan(self._names()):
@@ -280,6 +294,8 @@ class Queue:
             if job is None:
                 _log.debug("No job with seq %d; stopping", next_seq)
                 break
+            if not go():
+                break
             _still_held(state)
             ok = self._run_one(job, config, runner)
             next_seq = (next_seq + 1) % 2**64  # u64, wrapping as the reference
@@ -293,11 +309,16 @@ class Queue:
         return done
 
     def _run_list(
-        self, jobs: list[Job], state: SequenceState, config: ProcessConfig, runner: Runner
+        self,
+        jobs: list[Job],
+        state: SequenceState,
+        config: ProcessConfig,
+        runner: Runner,
+        go: Callable[[], bool],
     ) -> int:
         done = 0
         for job in jobs:
-            if config.maxjobs is not None and done >= config.maxjobs:
+            if (config.maxjobs is not None and done >= config.maxjobs) or not go():
                 break
             _still_held(state)
             ok = self._run_one(job, config, runner)
