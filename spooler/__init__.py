@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 _API = {
     "open_queue": "spooler.api",
     "process": "spooler.api",
+    "watch": "spooler.api",
+    "Watcher": "spooler.watch",
+    "QueueSpec": "spooler.watch",
     "move": "spooler.api",
     "make_packet": "spooler.api",
     "header": "spooler.api",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, BinaryIO
@@ -162,24 +163,21 @@ def callback_runner(callback: Callback) -> Runner:
     return run
 
 
-def process(
-    queue: Queue | str,
-    *,
-    command: Sequence[str | bytes] | None = None,
-    callback: Callback | None = None,
-    order_by: Order | str = Order.SEQUENCE,
-    on_error: OnError | str = OnError.RETRY,
-    never_delete: bool = False,
-    maxjobs: int | None = None,
-    save_output: bool = False,
-    allow_job_params: bool = False,
-    ignore_payload: bool = False,
-    timeout: float | None = None,
-) -> int:
-    """Process a queue with a command or a callback; return jobs run."""
+def _plan(
+    command: Sequence[str | bytes] | None,
+    callback: Callback | None,
+    order_by: Order | str,
+    on_error: OnError | str,
+    never_delete: bool,
+    maxjobs: int | None,
+    save_output: bool,
+    allow_job_params: bool,
+    ignore_payload: bool,
+    timeout: float | None,
+) -> tuple[Runner, ProcessConfig]:
+    """The runner and configuration that :func:`process` and :func:`watch` share."""
     if (command is None) == (callback is None):
         raise SpoolError("process() needs exactly one of command= or callback=")
-    q = open_queue(queue) if isinstance(queue, str) else queue
     from .execute import RunOptions
 
     if callback is not None:
@@ -198,4 +196,90 @@ def process(
         maxjobs,
         save_output,
     )
+    return runner, config
+
+
+def process(
+    queue: Queue | str,
+    *,
+    command: Sequence[str | bytes] | None = None,
+    callback: Callback | None = None,
+    order_by: Order | str = Order.SEQUENCE,
+    on_error: OnError | str = OnError.RETRY,
+    never_delete: bool = False,
+    maxjobs: int | None = None,
+    save_output: bool = False,
+    allow_job_params: bool = False,
+    ignore_payload: bool = False,
+    timeout: float | None = None,
+) -> int:
+    """Process a queue with a command or a callback; return jobs run."""
+    runner, config = _plan(
+        command,
+        callback,
+        order_by,
+        on_error,
+        never_delete,
+        maxjobs,
+        save_output,
+        allow_job_params,
+        ignore_payload,
+        timeout,
+    )
+    q = open_queue(queue) if isinstance(queue, str) else queue
     return q.process(config, runner)
+
+
+def watch(
+    queue: Queue | str,
+    *,
+    command: Sequence[str | bytes] | None = None,
+    callback: Callback | None = None,
+    poll: float | None = None,
+    stop: threading.Event | None = None,
+    order_by: Order | str = Order.SEQUENCE,
+    on_error: OnError | str = OnError.RETRY,
+    never_delete: bool = False,
+    maxjobs: int | None = None,
+    save_output: bool = False,
+    allow_job_params: bool = False,
+    ignore_payload: bool = False,
+    timeout: float | None = None,
+) -> int:
+    """Process a queue, then wait for new jobs and process them as they arrive.
+
+    Returns the number of jobs run once ``stop`` is set (from any thread) or
+    ``maxjobs`` jobs have run.  ``poll`` is the seconds between re-scans
+    (default 60 for local queues, which inotify wakes at once, 30 for remote
+    ones).  Like ``fspl queue-process --watch``, but signals are left to the
+    caller; see docs/operations.md and :mod:`spooler.watch`.
+    """
+    from .watch import QueueSpec, Watcher
+
+    runner, config = _plan(
+        command,
+        callback,
+        order_by,
+        on_error,
+        never_delete,
+        maxjobs,
+        save_output,
+        allow_job_params,
+        ignore_payload,
+        timeout,
+    )
+    q = open_queue(queue) if isinstance(queue, str) else queue
+    watcher = Watcher(exit_when_done=True)
+    # A caller's Queue stays theirs: used as it is, left open.
+    owned = isinstance(queue, str)
+    spec = QueueSpec(
+        q.location, runner, config, q.decoder, poll=poll, queue=q, owned=owned, strict=True
+    )
+    watcher.add(spec, quiet=True)
+    if stop is not None:
+        # An Event has no descriptor to wait on with the loop; this daemon
+        # thread turns it into a wake-up, and ends when the event is set.
+        threading.Thread(
+            target=lambda: stop.wait() and watcher.stop(), daemon=True, name="fspl-stop"
+        ).start()
+    return watcher.run()

@@ -12,7 +12,7 @@ from ..api import command_runner
 from ..errors import CommandFailed
 from ..execute import RunOptions
 from ..packet import Special
-from ..queue import OnError, Order, ProcessConfig
+from ..queue import OnError, Order, ProcessConfig, Runner
 from . import options
 from .stdin import read_stdin_header
 
@@ -51,6 +51,25 @@ def _runner_options(command_: str, params: tuple[bytes, ...], **kw: Any) -> RunO
     )
 
 
+class Seconds(click.ParamType):
+    """A positive number of seconds, at most a day (fractions allowed)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip()
+        whole, _, fraction = text.partition(".")
+        if whole.isdigit() and (not fraction or fraction.isdigit()):
+            seconds = float(text)
+            if 0 < seconds <= 86400:
+                return seconds
+        self.fail(f"{value!r} is not a number of seconds above 0 and at most 86400", param, ctx)
+
+
 def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> click.Choice:
     names = [m.value for m in enum_type] if enum_type is not None else list(values)
     return click.Choice(names, case_sensitive=False)
@@ -82,6 +101,18 @@ def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> clic
     show_default=True,
     help="SaveBoth: the command's stdout and stderr go to jobs/FILENAME.out",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Then wait for new jobs and process them as they arrive, until SIGTERM or SIGINT",
+)
+@click.option(
+    "--poll",
+    type=Seconds(),
+    metavar="SECONDS",
+    help="With --watch: seconds between re-scans [default: 60 local (inotify wakes at "
+    "once), 30 remote]",
+)
 @_run_options
 def queue_process(
     queuedir: str,
@@ -91,6 +122,8 @@ def queue_process(
     never_delete: bool,
     maxjobs: int | None,
     output_to: str,
+    watch: bool,
+    poll: float | None,
     command_: str,
     params: tuple[bytes, ...],
     **run: Any,
@@ -98,8 +131,11 @@ def queue_process(
     """Run COMMAND for each job in the queue, in order.
 
     COMMAND is executed directly (no shell) with PARAMS, the FSPL_*
-    variables in its environment, and the job's payload on stdin.
+    variables in its environment, and the job's payload on stdin.  With
+    --watch, keep going: see docs/operations.md.
     """
+    if poll is not None and not watch:
+        raise click.UsageError("--poll needs --watch")
     config = ProcessConfig(
         Order(order_by),
         OnError(on_error),
@@ -108,7 +144,28 @@ def queue_process(
         output_to == "SaveBoth",
     )
     runner = command_runner(_runner_options(command_, params, **run))
-    options.open_queue(queuedir, decoder=decoder).process(config, runner)
+    if watch:
+        _watch(queuedir, decoder, config, runner, poll)
+    else:
+        options.open_queue(queuedir, decoder=decoder).process(config, runner)
+
+
+def _watch(
+    location: str, decoder: str | None, config: ProcessConfig, runner: Runner, poll: float | None
+) -> None:
+    from ..api import open_queue
+    from ..watch import QueueSpec, Watcher, run_until_signalled
+
+    transport_options = click.get_current_context().meta.get("fspl.transport_options", {})
+    # Opened here so that a bad location fails as plain queue-process does;
+    # the watcher owns it from now on (and reconnects after network errors).
+    queue = open_queue(location, decoder=decoder, options=transport_options)
+    watcher = Watcher(exit_when_done=True)
+    watcher.add(
+        QueueSpec(location, runner, config, decoder, transport_options, poll, queue, strict=True)
+    )
+    if run_until_signalled(watcher):
+        raise KeyboardInterrupt  # stopped by SIGINT: status 130, as an interrupted fspl
 
 
 @command("stdin-process", params=True)
