@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue-status": ("inspect", "Diagnose a queue: next seq, present, missing, stale"),
     "queue-move": ("transfer", "Move jobs between two queues, on any transports"),
     "queue-process": ("process", "Process the jobs in a queue"),
+    "serve": ("serve", "Watch and process many queues, as a TOML file says"),
     "stdin-info": ("stdin", "Show the environment of the packet on stdin"),
     "stdin-payload": ("stdin", "Write the payload of the packet on stdin to stdout"),
     "stdin-process": ("process", "Process the one packet on stdin"),
