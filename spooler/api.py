@@ -252,9 +252,9 @@ def watch(
     ``maxjobs`` jobs have run.  ``poll`` is the seconds between re-scans
     (default 60 for local queues, which inotify wakes at once, 30 for remote
     ones).  Like ``fspl queue-process --watch``, but signals are left to the
-    caller; see docs/operations.md and :mod:`spooler.watch`.
+    caller; see docs/operations.md and :mod:`spooler.watcher`.
     """
-    from .watch import QueueSpec, Watcher
+    from .watcher import QueueSpec, Watcher
 
     runner, config = _plan(
         command,

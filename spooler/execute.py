@@ -29,7 +29,7 @@ from .queue import Outcome
 _log = log.get("spooler.execute")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-#: Set by :mod:`spooler.watch` while it runs.  Then every command gets a
+#: Set by :mod:`spooler.watcher` while it runs.  Then every command gets a
 #: process group of its own and, instead of fspl forwarding signals to it,
 #: runs inside ``group_hook(pgid)``: the watch loop lets a job finish on the
 #: first signal and kills its group on the second (it runs commands from

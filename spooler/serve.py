@@ -38,7 +38,7 @@ from .execute import RunOptions
 from .inotify import IN_CREATE, IN_DELETE, IN_IGNORED, IN_ISDIR, IN_MOVED_FROM, IN_MOVED_TO
 from .queue import OnError, Order, ProcessConfig
 from .transport import split_scheme
-from .watch import LOCAL_POLL, QueueSpec, Watcher, run_until_signalled
+from .watcher import LOCAL_POLL, QueueSpec, Watcher, run_until_signalled
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -154,7 +154,7 @@ def _watch(
     location: str, decoder: str | None, config: ProcessConfig, runner: Runner, poll: float | None
 ) -> None:
     from ..api import open_queue
-    from ..watch import QueueSpec, Watcher, run_until_signalled
+    from ..watcher import QueueSpec, Watcher, run_until_signalled
 
     transport_options = click.get_current_context().meta.get("fspl.transport_options", {})
     # Opened here so that a bad location fails as plain queue-process does;
