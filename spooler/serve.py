@@ -315,7 +315,7 @@ def load(path: str) -> ServeConfig:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}, {_syntax_error(str(exc), text)}") from None
     section: tuple[str, int] | None = None
     try:
         for key in doc:
@@ -334,12 +334,11 @@ def load(path: str) -> ServeConfig:
         if not isinstance(queues, list) or not queues:
             raise _Bad("queue", "no queues: add at least one [[queue]] table")
         base = os.path.dirname(os.path.abspath(path))
-        entries = []
+        entries: list[Entry] = []
         for number, table in enumerate(queues, 1):
             section = ("queue", number)
             entries.append(_entry(table, number, defaults, base))
-        section = None
-        _check_duplicates(entries)
+            _check_duplicate(entries)
     except _Bad as bad:
         line = _line_of(text, section, bad.key.split(".")[0])
         where = f"[[queue]] #{section[1]}, " if section and section[0] == "queue" else ""
@@ -349,15 +348,24 @@ def load(path: str) -> ServeConfig:
     return ServeConfig(path, max_parallel, tuple(entries))
 
 
-def _check_duplicates(entries: list[Entry]) -> None:
-    seen: dict[str, int] = {}
-    for entry in entries:
-        if entry.is_glob:
-            continue
-        key = os.path.normpath(entry.pattern)
-        if key in seen:
-            raise _Bad("queue", f"{entry.pattern!r} is already entry {seen[key]}")
-        seen[key] = entry.number
+def _syntax_error(message: str, text: str) -> str:
+    """``Unclosed array (at end of document)`` → ``line 3: unclosed array``."""
+    match = re.search(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)", message)
+    if match is None:
+        return f"line 1: {message}"
+    line = match.group(1) or str(max(text.count("\n") + (not text.endswith("\n")), 1))
+    where = f"line {line}" + (f", column {match.group(2)}" if match.group(2) else "")
+    return f"{where}: TOML syntax: {message[: match.start()]}"
+
+
+def _check_duplicate(entries: list[Entry]) -> None:
+    """The last entry must not name a queue an earlier one names (globs may overlap)."""
+    last = entries[-1]
+    if last.is_glob:
+        return
+    for entry in entries[:-1]:
+        if not entry.is_glob and os.path.normpath(entry.pattern) == os.path.normpath(last.pattern):
+            raise _Bad("queue", f"{last.pattern!r} is already entry {entry.number}")
 
 
 _HEADER = re.compile(r"^\s*\[(\[)?\s*([A-Za-z0-9_.\"' -]+?)\s*\]")
