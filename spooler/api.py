@@ -279,7 +279,9 @@ def watch(
     if stop is not None:
         # An Event has no descriptor to wait on with the loop; this daemon
         # thread turns it into a wake-up, and ends when the event is set.
-        threading.Thread(
-            target=lambda: stop.wait() and watcher.stop(), daemon=True, name="fspl-stop"
-        ).start()
+        def relay() -> None:
+            stop.wait()
+            watcher.stop()
+
+        threading.Thread(target=relay, daemon=True, name="fspl-stop").start()
     return watcher.run()

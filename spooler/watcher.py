@@ -38,6 +38,7 @@ backlog cannot starve a thousand other queues.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import select
@@ -303,6 +304,7 @@ class Watcher:
         self._tasks: SimpleQueue[Callable[[], None] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_lock = threading.RLock()
         self._dirs: _Directories | None
         try:
             self._dirs = _Directories()
@@ -449,10 +451,15 @@ class Watcher:
             heapq.heappop(self._timers)[2]()
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full (a wake-up is pending anyway) or closed (the loop ended)
+        # Re-entrant: a signal handler may run inside _shutdown's critical
+        # section, in the same thread; it then finds the pipe open or gone.
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return  # the loop has ended
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # full: a wake-up is pending anyway
 
     def _drain_wake(self) -> None:
         try:
@@ -487,9 +494,10 @@ class Watcher:
         if self._dirs is not None:
             self._dirs.close()
             self._dirs = None
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
-        self._wake_r = self._wake_w = -1
+        with self._wake_lock:
+            write, self._wake_w = self._wake_w, -1
+            os.close(write)
+        os.close(self._wake_r)
 
     # -- scheduling -------------------------------------------------------------
     def _make_due(self, slot: _Slot, force: bool) -> None:
@@ -538,7 +546,7 @@ class Watcher:
                 thread = threading.Thread(target=self._worker, name="fspl-worker", daemon=True)
                 thread.start()
                 self._threads.append(thread)
-            self._tasks.put(lambda slot=slot, force=force: self._work(slot, force))
+            self._tasks.put(functools.partial(self._work, slot, force))
 
     def _worker(self) -> None:
         while (task := self._tasks.get()) is not None:
