@@ -38,6 +38,7 @@ backlog cannot starve a thousand other queues.
 
 from __future__ import annotations
 
+import errno
 import functools
 import heapq
 import os
@@ -305,6 +306,7 @@ class Watcher:
         self._threads: list[threading.Thread] = []
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_lock = threading.RLock()
+        self._watch_limit_logged = False
         self._dirs: _Directories | None
         try:
             self._dirs = _Directories()
@@ -386,6 +388,13 @@ class Watcher:
         try:
             return self._dirs.watch(path, key, handler)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC and not self._watch_limit_logged:
+                self._watch_limit_logged = True
+                _log.warn(
+                    "The inotify watch limit is reached (fs.inotify.max_user_watches): "
+                    "%s and later queues are only polled",
+                    path,
+                )
             _log.debug("Cannot watch %s: %s", path, exc)
             return None
 

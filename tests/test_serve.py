@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -293,3 +295,35 @@ def test_a_thousand_queues_smoke(ours: Runner, daemon: Start, tmp_path: Path) ->
     assert peak_kib < 80 * 1024, f"peak RSS {peak_kib} KiB"
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "systemd"
+
+
+def test_example_serve_config_checks(ours: Runner) -> None:
+    result = ours("serve", EXAMPLES / "serve.toml", "--check")
+    assert result.returncode == 0, result.err
+    assert "s3://backup-bucket/spool/laptop: /usr/local/bin/apply-backup laptop" in result.out
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    """systemd-analyze verify is clean for every example unit (instances named)."""
+    analyze = shutil.which("systemd-analyze")
+    fspl = Path(sys.executable).with_name("fspl")
+    if analyze is None or not fspl.exists():
+        pytest.skip("needs systemd-analyze and an installed fspl script")
+    units = []
+    for unit in sorted(EXAMPLES.glob("fspl-*")):
+        text = unit.read_text().replace("/usr/local/bin/fspl", str(fspl))
+        text = text.replace("/etc/fspl/serve.toml", str(EXAMPLES / "serve.toml"))
+        name = unit.name.replace("@.", "@srv-queues-host1.")
+        (tmp_path / unit.name).write_text(text)
+        (tmp_path / name).write_text(text)
+        units.append(f"./{name}")
+    assert len(units) == 4
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", *units], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+        result.stdout + result.stderr
+    )
