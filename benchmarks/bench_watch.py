@@ -35,6 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "tests")]
+from watching import wait_until  # noqa: E402 - the tests' helper
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,14 +62,6 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.002)
-
-
 class Daemon:
     """A watching fspl whose stdout (the jobs' clock readings) goes to a file."""
 
@@ -79,7 +75,7 @@ class Daemon:
         return [int(line) for line in self.out.read_text().split()]
 
     def wait_for_log(self, text: str) -> None:
-        wait_for(lambda: text in self.err.read_text(), repr(text))
+        wait_until(lambda: text in self.err.read_text(), repr(text))
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -122,7 +118,7 @@ def latencies(
     for queue, packet in deliveries:
         before = len(daemon.readings())
         written = deliver(ours, queue, packet)
-        wait_for(lambda b=before: len(daemon.readings()) > b, "the job to start")
+        wait_until(lambda b=before: len(daemon.readings()) > b, "the job to start")
         out.append((daemon.readings()[-1] - written) / 1e6)
         time.sleep(0.05)  # idle again
     return out
@@ -154,27 +150,53 @@ def make_queue(ours: str, path: Path) -> None:
     subprocess.run([ours, "queue-init", "-q", str(path)], check=True)
 
 
+@dataclass
+class Observed:
+    by_fspl: list[float]
+    by_rename: list[float]
+    cpu: float
+    rss: float
+
+
+def observe(ours: str, daemon: Daemon, todo: list[tuple[Path, bytes]], idle: float) -> Observed:
+    """Half the deliveries by queue-write, half by rename; then an idle window."""
+    try:
+        half = len(todo) // 2
+        by_fspl = latencies(ours, daemon, todo[:half], write_with_fspl)
+        by_rename = latencies(ours, daemon, todo[half:], publish_by_rename)
+        cpu = idle_cpu(daemon.proc.pid, idle)
+        return Observed(by_fspl, by_rename, cpu, peak_rss_mib(daemon.proc.pid))
+    finally:
+        daemon.stop()
+
+
+def report(label: str, seen: Observed, idle: float, serve: bool) -> list[Result]:
+    samples = len(seen.by_fspl)
+    cpu_limit = 1.0 if serve else 0.5
+    return [
+        *latency_rows(f"{label}: queue-write exit → start ({samples} jobs)", seen.by_fspl, serve),
+        *latency_rows(f"{label}: rename → start ({samples} jobs)", seen.by_rename, serve),
+        Result(
+            f"{label}: idle CPU ({idle:g} s)",
+            f"{seen.cpu:.3f} %",
+            f"≤ {cpu_limit:g} %",
+            seen.cpu <= cpu_limit,
+        ),
+        Result(
+            f"{label}: peak RSS", f"{seen.rss:.1f} MiB", "≤ 80 MiB" if serve else "", seen.rss <= 80
+        ),
+    ]
+
+
 def bench_watch(ours: str, work: Path, samples: int, idle: float) -> list[Result]:
     queue = work / "q"
     make_queue(ours, queue)
     daemon = Daemon(
         [ours, "queue-process", "-q", str(queue), "--watch", "date", "--", "+%s%N"], work, "watch"
     )
-    try:
-        daemon.wait_for_log("watching with inotify")
-        todo = [(queue, p) for p in packets(ours, work, 2 * samples)]
-        by_fspl = latencies(ours, daemon, todo[:samples], write_with_fspl)
-        by_rename = latencies(ours, daemon, todo[samples:], publish_by_rename)
-        cpu = idle_cpu(daemon.proc.pid, idle)
-        rss = peak_rss_mib(daemon.proc.pid)
-    finally:
-        daemon.stop()
-    return [
-        *latency_rows(f"watch: queue-write exit → start ({samples} jobs)", by_fspl, False),
-        *latency_rows(f"watch: rename → start ({samples} jobs)", by_rename, False),
-        Result(f"watch: idle CPU ({idle:g} s)", f"{cpu:.3f} %", "≤ 0.5 %", cpu <= 0.5),
-        Result("watch: peak RSS", f"{rss:.1f} MiB", "", True),
-    ]
+    daemon.wait_for_log("watching with inotify")
+    todo = [(queue, p) for p in packets(ours, work, 2 * samples)]
+    return report("watch", observe(ours, daemon, todo, idle), idle, serve=False)
 
 
 def bench_serve(ours: str, work: Path, queues: int, samples: int, idle: float) -> list[Result]:
@@ -186,26 +208,16 @@ def bench_serve(ours: str, work: Path, queues: int, samples: int, idle: float) -
     config.write_text(f"[[queue]]\nqueue = '{root}/*'\ncommand = ['date', '+%s%N']\n")
     began = time.monotonic()
     daemon = Daemon([ours, "serve", str(config)], work, "serve")
-    try:
-        daemon.wait_for_log(f"Serving {queues} queue(s)")
-        ready = time.monotonic() - began
-        time.sleep(5)  # let every queue's first round pass
-        picked = random.Random(1).sample(range(queues), 2 * samples)
-        packet = packets(ours, work, 1)[0]  # seq 1: each picked queue gets its first job
-        todo = [(root / f"h{i:05d}", packet) for i in picked]
-        by_fspl = latencies(ours, daemon, todo[:samples], write_with_fspl)
-        by_rename = latencies(ours, daemon, todo[samples:], publish_by_rename)
-        cpu = idle_cpu(daemon.proc.pid, idle)
-        rss = peak_rss_mib(daemon.proc.pid)
-    finally:
-        daemon.stop()
+    daemon.wait_for_log(f"Serving {queues} queue(s)")
+    ready = time.monotonic() - began
+    time.sleep(5)  # let every queue's first round pass
+    picked = random.Random(1).sample(range(queues), 2 * samples)
+    packet = packets(ours, work, 1)[0]  # seq 1: each picked queue gets its first job
+    todo = [(root / f"h{i:05d}", packet) for i in picked]
     label = f"serve {queues}"
     return [
         Result(f"{label}: start-up to the 'Serving' line", f"{ready:.2f} s", "", True),
-        *latency_rows(f"{label}: queue-write exit → start ({samples} jobs)", by_fspl, True),
-        *latency_rows(f"{label}: rename → start ({samples} jobs)", by_rename, True),
-        Result(f"{label}: idle CPU ({idle:g} s)", f"{cpu:.3f} %", "≤ 1 %", cpu <= 1),
-        Result(f"{label}: peak RSS", f"{rss:.1f} MiB", "≤ 80 MiB", rss <= 80),
+        *report(label, observe(ours, daemon, todo, idle), idle, serve=True),
     ]
 
 

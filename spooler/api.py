@@ -32,7 +32,26 @@ from .streams import copy_stream_to_fd, write_all
 from .transport import open_transport
 
 if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from typing_extensions import Unpack
+
     from .execute import RunOptions
+
+    class ProcessOptions(TypedDict, total=False):
+        """The keyword arguments of :func:`process`, for :func:`watch`."""
+
+        command: Sequence[str | bytes] | None
+        callback: Callback | None
+        order_by: Order | str
+        on_error: OnError | str
+        never_delete: bool
+        maxjobs: int | None
+        save_output: bool
+        allow_job_params: bool
+        ignore_payload: bool
+        timeout: float | None
+
 
 SAVED_PREFIX = b"FSPL_SET_"
 Payload = bytes | BinaryIO | str | os.PathLike[str] | None
@@ -233,41 +252,24 @@ def process(
 def watch(
     queue: Queue | str,
     *,
-    command: Sequence[str | bytes] | None = None,
-    callback: Callback | None = None,
     poll: float | None = None,
     stop: threading.Event | None = None,
-    order_by: Order | str = Order.SEQUENCE,
-    on_error: OnError | str = OnError.RETRY,
-    never_delete: bool = False,
-    maxjobs: int | None = None,
-    save_output: bool = False,
-    allow_job_params: bool = False,
-    ignore_payload: bool = False,
-    timeout: float | None = None,
+    **options: Unpack[ProcessOptions],
 ) -> int:
     """Process a queue, then wait for new jobs and process them as they arrive.
 
-    Returns the number of jobs run once ``stop`` is set (from any thread) or
-    ``maxjobs`` jobs have run.  ``poll`` is the seconds between re-scans
-    (default 60 for local queues, which inotify wakes at once, 30 for remote
-    ones).  Like ``fspl queue-process --watch``, but signals are left to the
-    caller; see docs/operations.md and :mod:`spooler.watcher`.
+    ``options`` are those of :func:`process` (``command=`` or ``callback=``,
+    ``order_by=``, ``on_error=``…).  Returns the number of jobs run once
+    ``stop`` is set (from any thread) or ``maxjobs`` jobs have run.  ``poll``
+    is the seconds between re-scans (default 60 for local queues, which
+    inotify wakes at once, 30 for remote ones).  Like ``fspl queue-process
+    --watch``, but signals are left to the caller; see docs/operations.md and
+    :mod:`spooler.watcher`.
     """
     from .watcher import QueueSpec, Watcher
 
-    runner, config = _plan(
-        command,
-        callback,
-        order_by,
-        on_error,
-        never_delete,
-        maxjobs,
-        save_output,
-        allow_job_params,
-        ignore_payload,
-        timeout,
-    )
+    # process()'s keyword defaults, so that the two cannot drift apart.
+    runner, config = _plan(**{**(process.__kwdefaults__ or {}), **options})
     q = open_queue(queue) if isinstance(queue, str) else queue
     watcher = Watcher(exit_when_done=True)
     # A caller's Queue stays theirs: used as it is, left open.

@@ -35,6 +35,11 @@ def watch_args(queue: Path | str, log: Path, *extra: str) -> list[str]:
     return ["queue-process", "-q", str(queue), "--watch", *extra, *command]
 
 
+def shell_args(queue: Path | str, script: str, *extra: str) -> list[str]:
+    """queue-process --watch running ``sh -c SCRIPT`` for each job."""
+    return ["queue-process", "-q", str(queue), "--watch", *extra, "sh", "--", "-c", script]
+
+
 @pytest.fixture
 def q(tmp_path: Path) -> Path:
     return make_queue(tmp_path / "q")
@@ -134,7 +139,7 @@ def test_failing_job_backs_off_one_line_each_and_retries_on_change(
     put_job(q, craft(1, b"bad"))
     put_job(q, craft(2, b"good"))
     script = f'echo "$FSPL_SEQ" >> "{attempts}"; test "$FSPL_SEQ" != 1'
-    d = daemon("queue-process", "-q", q, "--watch", "--poll", "60", "sh", "--", "-c", script)
+    d = daemon(*shell_args(q, script, "--poll", "60"))
     d.wait_for_output("retrying in 4 s")  # failures after 1 s and 2 s waits
     assert [w for w in ("in 1 s", "in 2 s", "in 4 s") if w in d.output] == [
         "in 1 s",
@@ -159,7 +164,7 @@ def test_sigterm_while_idle_and_while_retrying_exits_at_once(
     attempts = tmp_path / "attempts"
     put_job(q, craft(1))
     script = f'echo x >> "{attempts}"; exit 3'
-    d = daemon("queue-process", "-q", q, "--watch", "sh", "--", "-c", script)
+    d = daemon(*shell_args(q, script))
     d.wait_for_output("retrying in 2 s")
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
@@ -172,7 +177,7 @@ def test_signal_mid_job_lets_it_finish_then_exits(daemon: Start, q: Path, tmp_pa
     put_job(q, craft(1))
     put_job(q, craft(2))
     script = f'touch "{started}"; sleep 1; echo "$FSPL_SEQ" >> "{log}"'
-    d = daemon("queue-process", "-q", q, "--watch", "--timeout", "60", "sh", "--", "-c", script)
+    d = daemon(*shell_args(q, script, "--timeout", "60"))
     wait_until(started.exists, "the job to start")
     d.signal(signal.SIGINT)
     assert d.wait() == 130
@@ -184,7 +189,7 @@ def test_second_signal_kills_the_job_process_group(daemon: Start, q: Path, tmp_p
     pids = tmp_path / "pids"
     put_job(q, craft(1))
     script = f'sleep 300 & echo $! > "{pids}"; wait'
-    d = daemon("queue-process", "-q", q, "--watch", "sh", "--", "-c", script)
+    d = daemon(*shell_args(q, script))
     wait_until(lambda: pids.exists() and pids.read_text().strip(), "the job to start")
     grandchild = int(pids.read_text())
     d.signal(signal.SIGTERM)
@@ -196,17 +201,12 @@ def test_second_signal_kills_the_job_process_group(daemon: Start, q: Path, tmp_p
     assert nextseq(q) == "1\n" and len(jobs_in(q)) == 1  # killed = failed: Retry keeps it
 
 
-def test_timeout_works_from_the_worker_thread(
-    ours: Runner, daemon: Start, q: Path, tmp_path: Path
-) -> None:
+def test_timeout_works_from_the_worker_thread(daemon: Start, q: Path, tmp_path: Path) -> None:
     log = tmp_path / "log"
     put_job(q, craft(1, b"slow"))
     put_job(q, craft(2, b"fast"))
     script = f'test "$FSPL_SEQ" = 1 && sleep 30; echo "$FSPL_SEQ" >> "{log}"'
-    d = daemon(
-        "queue-process", "-q", q, "--watch", "--timeout", "1", "--on-error", "Delete",
-        "sh", "--", "-c", script,
-    )  # fmt: skip
+    d = daemon(*shell_args(q, script, "--timeout", "1", "--on-error", "Delete"))
     wait_until(lambda: lines(log) == ["2"], "job 2 after job 1 timed out")
     assert "timed out after 1 seconds" in d.output
     assert jobs_in(q) == []
@@ -255,7 +255,7 @@ def test_s3_polls_with_one_listing_and_releases_the_lease(
     script = (
         f'touch "{started}$FSPL_SEQ"; test "$(cat)" = fast || sleep 1; echo "$FSPL_SEQ" >> "{log}"'
     )
-    d = daemon("queue-process", "-q", url, "--watch", "--poll", "0.5", "sh", "--", "-c", script)
+    d = daemon(*shell_args(url, script, "--poll", "0.5"))
     d.wait_for_output("polling every 0.5 s")
     time.sleep(0.5)  # the first round's requests are done
     caplog.clear()
