@@ -25,7 +25,8 @@ pool of workers:
   seen (docs/operations.md has the request counts).
 * A failed round waits 1, 2, 4 … seconds, at most ``poll``, and a failing
   job is retried at once when its queue changes.  Each failure is one log
-  line.
+  line.  A lock held elsewhere is retried after 0.1, 0.2, 0.4 … seconds:
+  usually it is the ``queue-set-next`` whose write woke the loop.
 * :meth:`Watcher.stop` (the first SIGTERM or SIGINT) ends the loop at once
   when idle; running jobs finish, advance and are disposed of first, and no
   new job starts.  :meth:`Watcher.kill` (the second signal) kills the jobs'
@@ -79,6 +80,10 @@ LOCAL_POLL = 60.0
 REMOTE_POLL = 30.0
 #: Seconds a pass may keep its worker while other queues wait for one.
 SLICE = 1.0
+#: First wait after finding the lock held (doubling), and the attempt at
+#: which a lock still held is logged (after about 1.5 s).
+LOCK_RETRY = 0.1
+LOCK_PATIENCE = 5
 
 #: One mask for every directory watch (the same inode can be watched for
 #: several purposes, and a second inotify_add_watch replaces the mask).
@@ -162,6 +167,7 @@ class _Slot:
         self.dirty = False  # a change was seen while the slot was running
         self.seen: object = None  # the fingerprint taken before the last pass
         self.failures = 0
+        self.lock_failures = 0
         self.wake_on_change = True  # False while the lock is held elsewhere
         self.timer = 0  # generation: only the newest timer of a slot counts
         self.wds: dict[str, int] = {}
@@ -655,7 +661,7 @@ class Watcher:
             return
         if slot.last_error:
             _log.info("%s: working again", slot.label)
-        slot.failures, slot.last_error = 0, ""
+        slot.failures, slot.lock_failures, slot.last_error = 0, 0, ""
         if slot.remaining() == 0:
             self.remove(slot.spec.location)
             if self.exit_when_done and not self._slots:
@@ -672,8 +678,9 @@ class Watcher:
 
     def _failed(self, slot: _Slot, error: BaseException, first: bool) -> None:
         slot.state = _State.WAITING
+        locked = isinstance(error, LockError)
         job_failure = isinstance(error, CommandFailed)
-        if first and slot.spec.strict and not isinstance(error, CommandFailed | LockError):
+        if first and slot.spec.strict and not (job_failure or locked):
             self._fatal = error
             self.stop()
             return
@@ -681,20 +688,26 @@ class Watcher:
         if self._stopping:
             _log.warn("%s: %s", slot.label, message)
             return
-        slot.failures += 1
-        delay = min(2.0 ** (slot.failures - 1), slot.poll)
-        slot.wake_on_change = not isinstance(error, LockError)
-        if isinstance(error, LockError):
-            # Held for a moment by queue-init or queue-set-next is normal;
-            # held still at the retry, someone else is processing.
-            loud = slot.failures == 2
+        slot.wake_on_change = not locked
+        if locked:
+            # queue-init and queue-set-next hold the lock for a moment, and it
+            # is their own write that woke us: retry soon.  Still held after a
+            # second or two, it is another processor: say so, once.
+            slot.lock_failures += 1
+            delay = min(LOCK_RETRY * 2 ** (slot.lock_failures - 1), slot.poll)
+            loud = slot.lock_failures == LOCK_PATIENCE
+            level = _log.warn
         else:
+            slot.lock_failures = 0
+            slot.failures += 1
+            delay = min(2.0 ** (slot.failures - 1), slot.poll)
             loud = job_failure or message != slot.last_error
-        level = _log.warn if job_failure or isinstance(error, LockError) else _log.error
+            level = _log.warn if job_failure else _log.error
+            if not job_failure:
+                self._close(slot)  # a broken connection is not reused
         (level if loud else _log.debug)("%s: %s; retrying in %g s", slot.label, message, delay)
-        slot.last_error = message
-        if not job_failure and not isinstance(error, LockError):
-            self._close(slot)  # a broken connection is not reused
+        if loud or not locked:
+            slot.last_error = message
         self._schedule(slot, delay, retry=True)
 
     # -- inotify ------------------------------------------------------------------------
