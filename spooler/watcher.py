@@ -21,8 +21,8 @@ pool of workers:
   systems that lose events (NFS, FUSE) or hosts without inotify.
 * **Remote queues** are polled every ``poll`` seconds (default 30): one
   listing, nothing else, unless jobs are waiting that cannot run yet; then
-  ``nextseq`` is read too (briefly locked), so that ``queue-set-next`` is
-  seen (docs/operations.md has the request counts).
+  ``nextseq`` is read too (read-only, as ``queue-status`` does), so that
+  ``queue-set-next`` is seen (docs/operations.md has the request counts).
 * A failed round waits 1, 2, 4 … seconds, at most ``poll``, and a failing
   job is retried at once when its queue changes.  Each failure is one log
   line.  A lock held elsewhere is retried after 0.1, 0.2, 0.4 … seconds:
@@ -628,12 +628,8 @@ class Watcher:
         if not names or slot.spec.config.order_by is not Order.SEQUENCE:
             return names  # one listing, nothing else
         # Jobs wait that did not run: a new nextseq (queue-set-next) would
-        # let them, and a listing cannot show it.
-        try:
-            with queue.transport.lock_sequence() as seq:
-                return names, seq.read()
-        except LockError:
-            return names, "locked"
+        # let them, and a listing cannot show it.  Read-only: no lock taken.
+        return names, queue.transport.peek_sequence().next_seq
 
     # -- results (loop thread) ----------------------------------------------------
     def _finish(self, slot: _Slot, result: _Result) -> None:

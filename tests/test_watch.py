@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -240,7 +241,7 @@ def s3_requests(caplog: pytest.LogCaptureFixture, bucket: str) -> list[str]:
     """The requests moto's server (in this process) logged for ``bucket``: "GET /b?…"."""
     out = []
     for record in caplog.records:
-        text = record.getMessage()
+        text = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())  # colours by status
         if record.name == "werkzeug" and f" /{bucket}" in text:
             out.append(text.split('"')[1])
     return out
@@ -271,17 +272,27 @@ def test_s3_polls_with_one_listing_and_releases_the_lease(
     assert 3 <= len(idle) <= 8, idle  # about one per 0.5 s
     for request in idle:
         assert request.startswith(f"GET /{bucket}?list-type=2&prefix=spool/q/jobs/"), request
-    write_ours(ours, url, craft(1, b"fast"))
-    wait_until(lambda: lines(log) == ["1"], "the S3 job")
-    write_ours(ours, url, craft(2, b"slow"))
-    wait_until(Path(f"{started}2").exists, "job 2 to start")
+    write_ours(ours, url, craft(5, b"fast"))  # stalled: 1 is next
+    time.sleep(1.5)  # the rounds the new listing causes are done
+    caplog.clear()
+    time.sleep(3)
+    stalled = s3_requests(caplog, bucket)
+    # Per poll: the listing, and nextseq read-only (the lease, then the value).
+    lease, seq = f"GET /{bucket}/spool/q/nextseq.lease", f"GET /{bucket}/spool/q/nextseq "
+    assert 9 <= len(stalled) <= 24, stalled
+    for request in stalled:
+        assert request.startswith((f"GET /{bucket}?list-type=2", lease, seq)), request
+    assert ours("queue-set-next", "-q", url, "5").returncode == 0
+    wait_until(lambda: lines(log) == ["5"], "the S3 job after queue-set-next")
+    write_ours(ours, url, craft(6, b"slow"))
+    wait_until(Path(f"{started}6").exists, "job 6 to start")
     d.signal(signal.SIGTERM)  # mid-job: finish, advance, release the lease
     assert d.wait() == 0
-    assert lines(log) == ["1", "2"]
+    assert lines(log) == ["5", "6"]
     listing = s3_server.client().list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
     keys = [obj["Key"] for obj in listing.get("Contents", [])]
     assert not [k for k in keys if k.endswith("nextseq.lease")], keys
-    assert ours("queue-get-next", "-q", url).out.strip() == "3"
+    assert ours("queue-get-next", "-q", url).out.strip() == "7"
 
 
 def test_sftp_queue_is_polled(
