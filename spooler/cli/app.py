@@ -64,12 +64,14 @@ def cli() -> None:
 
 def run(args: Sequence[str]) -> int:
     """Run click and map every failure to a status and one stderr line."""
+    if not args:  # bare "fspl": the help on stderr, status 2, as the reference
+        # (click 8.1 would print it on stdout with status 0; 8.2 raises.)
+        with cli.make_context("fspl", [], resilient_parsing=True) as ctx:
+            click.echo(ctx.get_help(), err=True)
+        return 2
     try:
         cli.main(list(args), prog_name="fspl", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()  # bare "fspl": the help text, status 2, as the reference
         return exc.exit_code
     except click.UsageError as exc:
         # One line like every other error (click would add usage lines).
