@@ -2,9 +2,9 @@
 
 ``sftp://[USER@]HOST[:PORT]/PATH``: PATH is absolute; ``/~/PATH`` is relative
 to the login directory.  HOST may be an alias of the ssh config file
-(``~/.ssh/config``, or ``-o ssh_config=FILE`` / ``$FSPL_SSH_CONFIG``), whose
-HostName, User, Port, IdentityFile, UserKnownHostsFile and
-StrictHostKeyChecking apply; the ssh-agent is used when it runs.
+(``~/.ssh/config``, or ``-o ssh_config=FILE`` / ``$FSPL_SSH_CONFIG``), read as
+ssh reads it, ProxyJump, ProxyCommand and Include included (see
+``connection.py``); the ssh-agent is used when it runs.
 
 Host keys are always verified.  An unknown host is refused unless
 ``StrictHostKeyChecking accept-new`` (config, or ``-o
@@ -41,7 +41,7 @@ from spooler.seqfile import parse_seq
 from spooler.streams import BUFSIZE
 from spooler.transport import Capability, SequenceState, Transport, spooled_upload
 
-from .connection import connect, describe, local_user, ssh_settings
+from .connection import connect, describe
 
 _log = log.get("spooler.sftp")
 LOCK_NAME = "nextseq.sftp-lock"
@@ -83,11 +83,7 @@ class SFTPTransport(Transport):
             path = path[3:]
         elif not path or path == "/":
             raise SpoolError(f"{url}: no queue path")
-        settings = ssh_settings(parts.hostname, options)
-        user = parts.username or settings.get("user") or local_user()
-        port = parts.port or int(settings.get("port", 22))
-        host = settings.get("hostname", parts.hostname)
-        client = connect(url, host, port, user, settings, options)
+        client = connect(url, parts.hostname, parts.port, parts.username, options)
         return cls(url, client, path, float(options.get("lock_ttl", DEFAULT_LOCK_TTL)))
 
     def close(self) -> None:
