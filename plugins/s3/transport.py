@@ -35,7 +35,7 @@ from spooler_plugins.fsspec.transport import (
     FsspecTransport,
     coerce_options,
 )
-from spooler_plugins.s3.upload import Uploader, make_client, request_extras
+from spooler_plugins.s3.upload import Uploader, client_errors, make_client, request_extras
 
 from spooler import log
 from spooler.errors import LockError, SpoolError, append_only
@@ -116,6 +116,30 @@ class S3Transport(FsspecTransport):
     def uploader(self) -> Uploader:
         client = make_client(self.opts)
         return Uploader(client, self.bucket, request_extras(self.opts), self.location)
+
+    # -- reading ----------------------------------------------------------
+    @cached_property
+    def client(self) -> Any:
+        """botocore, for streamed reads of whole jobs."""
+        return make_client(self.opts)
+
+    def open_job(self, name: str) -> BinaryIO:
+        """One streamed GetObject: memory stays at one read buffer for any
+        payload size (s3fs's read-ahead held several 50 MiB blocks at once)."""
+        from botocore.exceptions import ClientError
+
+        shape = self.client.meta.service_model.operation_model("GetObject").input_shape
+        extras = {k: v for k, v in request_extras(self.opts).items() if k in shape.members}
+        with client_errors(self.location, "get_object"):
+            try:
+                reply = self.client.get_object(
+                    Bucket=self.bucket, Key=self.key(f"jobs/{name}"), **extras
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    raise FileNotFoundError(f"{self.location}/jobs/{name}") from None
+                raise
+        return reply["Body"]  # type: ignore[no-any-return]
 
     # -- helpers ----------------------------------------------------------
     def key(self, relative: str) -> str:
