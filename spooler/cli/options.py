@@ -40,6 +40,24 @@ class ParamsCommand(click.Command):
         return [*super().collect_usage_pieces(ctx), "[-- PARAMS...]"]
 
 
+class CompletedPath(click.ParamType):
+    """A path or URL kept exactly as given (the command reports a bad one in
+    its own words), which shells complete as a file or directory name."""
+
+    name = "path"
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "file" or "dir": click's completion item types
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type=self.kind)]
+
+
 def registry() -> tuple[dict[str, click.Command], Callable[..., Callable[[F], click.Command]]]:
     """A per-module command table and the decorator that fills it."""
     table: dict[str, click.Command] = {}
@@ -82,10 +100,15 @@ def queuedir(func: F) -> F:
         metavar="KEY=VALUE",
         expose_value=False,
         callback=_store_transport_options,
-        help="Option for a remote queue's transport (repeatable; see docs/transports/)",
+        help="Option for a remote queue's transport (repeatable; see fspl(1))",
     )(func)
     return click.option(
-        "-q", "--queuedir", required=True, metavar="DIR", help="Queue location: a path or URL"
+        "-q",
+        "--queuedir",
+        required=True,
+        type=CompletedPath("dir"),
+        metavar="DIR",
+        help="Queue location: a path or URL",
     )(func)
 
 
@@ -111,6 +134,7 @@ seqfile = click.option(
     "-s",
     "--seqfile",
     required=True,
+    type=CompletedPath("file"),
     metavar="FILE",
     help='Sender sequence file (created if missing); "-" for none (seq 1)',
 )
