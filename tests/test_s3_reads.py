@@ -53,3 +53,17 @@ def test_a_vanished_job_is_not_found(s3_server: S3Server, bucket: str) -> None:
     queue.transport.init()
     with pytest.raises(FileNotFoundError):
         queue.transport.open_job("fspl-gone.fspl")
+
+
+@pytest.mark.parametrize("size", [0, 5, (8 << 20) * 2 + 12345])
+def test_parallel_ranged_reads_give_the_object(s3_server: S3Server, bucket: str, size: int) -> None:
+    import os
+
+    from spooler.api import open_queue
+
+    data = os.urandom(size)
+    s3_server.client().put_object(Bucket=bucket, Key="q/jobs/fspl-x.fspl", Body=data)
+    for parallel in ("1", "3"):
+        transport = open_queue(f"s3://{bucket}/q", options={"read_parallel": parallel}).transport
+        with transport.open_job("fspl-x.fspl") as stream:
+            assert stream.read() == data, parallel
