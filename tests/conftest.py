@@ -132,7 +132,7 @@ def _needs_a_server(item: pytest.Item) -> bool:
     """True if a fixture of ``item`` (directly or not) comes from a server
     fixture module or is named ``*_server`` (the plugin kit's convention)."""
     info = getattr(item, "_fixtureinfo", None)
-    for name, defs in (info.name2fixturedefs.items() if info else ()):
+    for name, defs in info.name2fixturedefs.items() if info else ():
         if name.endswith("_server") or any(d.func.__module__ in pytest_plugins for d in defs):
             return True
     return False

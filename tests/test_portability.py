@@ -38,9 +38,7 @@ def _run_job(argv0: list[str], queue: Path, timeout: bool, trap_hup: bool) -> st
 
 
 @pytest.mark.parametrize("trap_hup", [False, True], ids=["plain", "nohup"])
-def test_commands_start_with_the_references_signal_state(
-    tmp_path: Path, trap_hup: bool
-) -> None:
+def test_commands_start_with_the_references_signal_state(tmp_path: Path, trap_hup: bool) -> None:
     require_reference()
     seen = {}
     for name, argv0 in (("ours", OURS_ARGV), ("ref", [REFERENCE])):
