@@ -212,3 +212,11 @@ def test_jump_specs() -> None:
     assert connection._jump_spec("u", "hop") == (None, "hop", None)
     with pytest.raises(SpoolError, match="bad ProxyJump host"):
         connection._jump_spec("u", "hop:port")
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
+def test_the_example_config_reads_as_openssh_reads_it() -> None:
+    example = Path(__file__).parent.parent / "examples" / "sftp-backup" / "ssh_config.example"
+    ours = ours_g(example, "backupsrv")
+    assert ours["proxyjump"] == ["bastion.example.org"]
+    assert ours == ssh_g(example, "backupsrv")
