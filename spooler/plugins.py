@@ -108,12 +108,23 @@ def registry() -> Registry:
     return _registry
 
 
+def _is_chained(location: str, scheme: str) -> bool:
+    """fsspec URL chaining (``simplecache::s3://b/q``), which is fsspec's as a
+    whole: ``PROTOCOL::…::URL`` ending in a ``scheme://`` URL (so that a
+    path like ``a::b`` stays a path)."""
+    return location.startswith(f"{scheme}::") and "://" in location.rsplit("::", 1)[1]
+
+
 def resolve_spec(location: str) -> TransportSpec:
     """Pick the transport for a ``-q`` value."""
     if not location:
         raise SpoolError("Empty queue location")
     reg = registry()
     scheme, slashes = split_scheme(location)
+    if scheme is not None and _is_chained(location, scheme):
+        chained = reg.lookup(WILDCARD)
+        if chained is not None:
+            return chained
     if scheme is not None:
         spec = reg.lookup(scheme)
         if spec is not None:

@@ -30,6 +30,7 @@ import pytest
 
 REFERENCE = "/usr/bin/fspl"
 OURS_ARGV = [sys.executable, "-m", "spooler"]
+#: Fixture modules that start servers or need server programs (sshd, moto, rclone).
 pytest_plugins = ["fixtures_s3", "fixtures_sftp", "fixtures_rclone"]
 
 #: A creation time with non-zero nanoseconds (2022-05-07T19:38:31-05:00).
@@ -125,6 +126,31 @@ def queue(tmp_path: Path, ours: Runner) -> Path:
     result = ours("queue-init", "-q", path)
     assert result.returncode == 0, result.err
     return path
+
+
+def _needs_a_server(item: pytest.Item) -> bool:
+    """True if a fixture of ``item`` (directly or not) comes from a server
+    fixture module or is named ``*_server`` (the plugin kit's convention)."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name, defs in info.name2fixturedefs.items() if info else ():
+        if name.endswith("_server") or any(d.func.__module__ in pytest_plugins for d in defs):
+            return True
+    return False
+
+
+#: Test modules marked ``slow`` as a whole: crash torture, faults, fuzzing.
+SLOW_MODULES = "test_reliability_"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` tests, so that ``-m "not server"`` is the core suite,
+    and ``slow`` ones, which CI runs on the default interpreter only."""
+    for item in items:
+        if _needs_a_server(item):
+            item.add_marker(pytest.mark.server)
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.startswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -29,8 +29,9 @@ from spooler_plugins.fsspec.transport import (
     FsspecTransport,
     coerce_options,
 )
+from spooler_plugins.s3.download import EmptyObject, open_object
 from spooler_plugins.s3.lease import S3LeaseStore, S3Object, SequenceObject
-from spooler_plugins.s3.upload import Uploader, make_client, request_extras
+from spooler_plugins.s3.upload import Uploader, client_errors, make_client, request_extras
 
 from spooler import log
 from spooler.errors import SpoolError, append_only, no_queue
@@ -78,11 +79,13 @@ class S3Transport(FsspecTransport):
         if not self.bucket:
             raise SpoolError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
         self.lease_ttl = lease_ttl
+        self.read_parallel = 1  # GetObject requests in flight per job (-o read_parallel)
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> S3Transport:
         opts = coerce_options(options)
         ttl = float(opts.pop("lease_ttl", DEFAULT_TTL))
+        read_parallel = int(opts.pop("read_parallel", 1))
         opts.setdefault("client_kwargs", {})
         endpoint = opts.pop("endpoint_url", None) or os.environ.get(
             "AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL")
@@ -96,7 +99,9 @@ class S3Transport(FsspecTransport):
         if profile:
             opts["profile"] = profile
         root = url.split("://", 1)[1]
-        return cls(url, opts, root, ttl)
+        transport = cls(url, opts, root, ttl)
+        transport.read_parallel = read_parallel
+        return transport
 
     @cached_property
     def fs(self) -> s3fs.S3FileSystem:  # type: ignore[override]
@@ -113,6 +118,35 @@ class S3Transport(FsspecTransport):
     def uploader(self) -> Uploader:
         client = make_client(self.opts)
         return Uploader(client, self.bucket, request_extras(self.opts), self.location)
+
+    # -- reading ----------------------------------------------------------
+    @cached_property
+    def client(self) -> Any:
+        """botocore, for streamed reads of whole jobs."""
+        return make_client(self.opts)
+
+    def open_job(self, name: str) -> BinaryIO:
+        """One streamed GetObject, or ``read_parallel`` ranged ones (see
+        :mod:`.download`); s3fs's read-ahead held several 50 MiB blocks."""
+        from botocore.exceptions import ClientError
+
+        shape = self.client.meta.service_model.operation_model("GetObject").input_shape
+        extras = {k: v for k, v in request_extras(self.opts).items() if k in shape.members}
+        key = self.key(f"jobs/{name}")
+
+        def get(**kwargs: Any) -> dict[str, Any]:
+            with client_errors(self.location, "get_object"):
+                try:
+                    return self.client.get_object(Bucket=self.bucket, Key=key, **extras, **kwargs)
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code in ("NoSuchKey", "404"):
+                        raise FileNotFoundError(f"{self.location}/jobs/{name}") from None
+                    if code == "InvalidRange":
+                        raise EmptyObject from None
+                    raise
+
+        return open_object(get, self.read_parallel)
 
     # -- helpers ----------------------------------------------------------
     def key(self, relative: str) -> str:

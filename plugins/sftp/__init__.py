@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 from spooler.hookspecs import provide
 from spooler.transport import TransportSpec
+
+# paramiko 2.x names ciphers that current cryptography releases keep only
+# with a warning, printed when paramiko is imported: not for fspl's stderr.
+warnings.filterwarnings("ignore", r"(TripleDES|Blowfish) has been moved", module=r"paramiko\.")
 
 fspl_transports = provide(
     TransportSpec(

@@ -2,8 +2,10 @@
 
 ``sftp://[USER@]HOST[:PORT]/PATH``: PATH is absolute; ``/~/PATH`` is relative
 to the login directory.  HOST may be an alias of the ssh config file
-(``~/.ssh/config``, or ``-o ssh_config=FILE`` / ``$FSPL_SSH_CONFIG``); see
-:mod:`.connection` for what of it applies and how host keys are verified.
+(``~/.ssh/config``, or ``-o ssh_config=FILE`` / ``$FSPL_SSH_CONFIG``), read as
+ssh reads it, ProxyJump, ProxyCommand and Include included (see
+:mod:`.connection`, which also verifies host keys); the ssh-agent is used
+when it runs.
 
 Delivery follows :mod:`spooler.delivery`: ``jobs/tmp-NAME.NONCE.tmp`` written
 with pipelined writes, flushed with ``fsync@openssh.com`` when the server
@@ -35,7 +37,7 @@ from spooler.seqfile import parse_seq
 from spooler.streams import BUFSIZE
 from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
 
-from .connection import connect, describe, local_user, ssh_settings
+from .connection import connect, describe
 from .download import PipelinedReader
 from .lock import SFTPLockStore, server_now
 
@@ -104,11 +106,7 @@ class SFTPTransport(StagedTransport):
             path = path[3:]
         elif not path or path == "/":
             raise SpoolError(f"{url}: no queue path")
-        settings = ssh_settings(parts.hostname, options)
-        user = parts.username or settings.get("user") or local_user()
-        port = parts.port or int(settings.get("port", 22))
-        host = settings.get("hostname", parts.hostname)
-        client = connect(url, host, port, user, settings, options)
+        client = connect(url, parts.hostname, parts.port, parts.username, options)
         return cls(
             url,
             client,

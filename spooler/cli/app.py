@@ -13,6 +13,9 @@ from ..errors import SpoolError, describe_os_error
 from . import COMMANDS
 from .options import CONTEXT
 
+#: Set by the shell completion scripts (``_FSPL_COMPLETE=bash_source fspl``).
+COMPLETE_VAR = "_FSPL_COMPLETE"
+
 
 class LazyGroup(click.Group):
     """Commands are imported from their modules only when invoked."""
@@ -58,18 +61,21 @@ def cli() -> None:
     """fspl: sequential, distributed, file-based job queues.
 
     Packets and queues are compatible with Filespooler 1.2.2; queues can also
-    live on remote transports (see 'fspl transports' and docs/).
+    live on remote transports (see 'fspl transports' and 'man fspl').
     """
 
 
 def run(args: Sequence[str]) -> int:
     """Run click and map every failure to a status and one stderr line."""
+    if not args and COMPLETE_VAR not in os.environ:
+        # Bare "fspl": the help on stderr, status 2, as the reference (click
+        # 8.1 would print it on stdout with status 0; 8.2 raises).
+        with cli.make_context("fspl", [], resilient_parsing=True) as ctx:
+            click.echo(ctx.get_help(), err=True)
+        return 2
     try:
         cli.main(list(args), prog_name="fspl", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()  # bare "fspl": the help text, status 2, as the reference
         return exc.exit_code
     except click.UsageError as exc:
         # One line like every other error (click would add usage lines).

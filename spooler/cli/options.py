@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import api
 from ..queue import Queue
 from ..streams import write_all
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 F = Callable[..., Any]
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -38,6 +41,26 @@ class ParamsCommand(click.Command):
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
         return [*super().collect_usage_pieces(ctx), "[-- PARAMS...]"]
+
+
+class CompletedPath(click.ParamType):
+    """A path or URL kept exactly as given (the command reports a bad one in
+    its own words), which shells complete as a file or directory name."""
+
+    name = "path"
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "file" or "dir": click's completion item types
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type=self.kind)]
 
 
 def registry() -> tuple[dict[str, click.Command], Callable[..., Callable[[F], click.Command]]]:
@@ -82,10 +105,15 @@ def queuedir(func: F) -> F:
         metavar="KEY=VALUE",
         expose_value=False,
         callback=_store_transport_options,
-        help="Option for a remote queue's transport (repeatable; see docs/transports/)",
+        help="Option for a remote queue's transport (repeatable; see fspl(1))",
     )(func)
     return click.option(
-        "-q", "--queuedir", required=True, metavar="DIR", help="Queue location: a path or URL"
+        "-q",
+        "--queuedir",
+        required=True,
+        type=CompletedPath("dir"),
+        metavar="DIR",
+        help="Queue location: a path or URL",
     )(func)
 
 
@@ -111,6 +139,7 @@ seqfile = click.option(
     "-s",
     "--seqfile",
     required=True,
+    type=CompletedPath("file"),
     metavar="FILE",
     help='Sender sequence file (created if missing); "-" for none (seq 1)',
 )

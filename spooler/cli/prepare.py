@@ -23,6 +23,7 @@ COMMANDS, command = options.registry()
     "-i",
     "--input",
     "input_",
+    type=options.CompletedPath("file"),
     metavar="INPUT",
     help='Payload: a file name, or "-" for stdin; no payload when absent',
 )

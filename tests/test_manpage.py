@@ -1,0 +1,113 @@
+"""fspl(1) is generated from the CLI and installed; shells complete paths;
+the sdist is a complete, testable source tree."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import OURS_ARGV, Runner
+
+from spooler.cli import COMMANDS
+from spooler.cli.manpage import render
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "share" / "man" / "man1" / "fspl.1"
+
+
+def test_the_committed_page_is_the_generated_one() -> None:
+    assert PAGE.read_text() == render(), "run: python -m spooler.cli.manpage > " + str(PAGE)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_option_of_every_command_is_documented(ours: Runner, name: str) -> None:
+    """Against --help (click's own rendering), not the generator's source."""
+    text = PAGE.read_text().replace("\\-", "-")
+    section = text.split(f'.SS "{name}"\n', 1)[1].split(".SS ", 1)[0]
+    helped = ours(name, "--help").out
+    for option in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", helped)) - {"--help"}:
+        assert option in section, f"{name}: {option}"
+
+
+@pytest.mark.skipif(shutil.which("groff") is None, reason="needs groff")
+def test_the_page_renders_without_warnings() -> None:
+    result = subprocess.run(
+        ["groff", "-man", "-ww", "-z", "-k", str(PAGE)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def complete(words: str) -> list[str]:
+    """What click's bash completion answers for ``words`` (the last one being typed)."""
+    env = {
+        **os.environ,
+        "_FSPL_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    }
+    out = subprocess.run(OURS_ARGV, env=env, capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+@pytest.mark.parametrize(
+    ("words", "kind"),
+    [
+        ("fspl queue-ls -q ", "dir"),
+        ("fspl queue-process --queuedir ", "dir"),
+        ("fspl prepare -s ", "file"),
+        ("fspl prepare-nop --seqfile ", "file"),
+        ("fspl prepare -i ", "file"),
+    ],
+)
+def test_paths_are_completed(words: str, kind: str) -> None:
+    assert complete(words) == [f"{kind},"]  # the shell then completes names of that kind
+
+
+def test_commands_are_completed() -> None:
+    assert complete("fspl queue-p") == ["plain,queue-payload", "plain,queue-process"]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell: str) -> None:
+    env = {**os.environ, "_FSPL_COMPLETE": f"{shell}_source"}
+    out = subprocess.run(OURS_ARGV, env=env, capture_output=True, text=True, check=True).stdout
+    assert "_FSPL_COMPLETE" in out
+
+
+@pytest.mark.slow
+def test_sdist_is_complete_and_its_wheel_installs_page_and_docs(tmp_path: Path) -> None:
+    def build(source: Path, kind: str) -> Path:
+        out = tmp_path / kind
+        subprocess.run(
+            [sys.executable, "-m", "build", "--no-isolation", f"--{kind}", "-o", str(out)],
+            cwd=source,
+            check=True,
+            capture_output=True,
+        )
+        return next(out.iterdir())
+
+    sdist = build(ROOT, "sdist")
+    with tarfile.open(sdist) as tar:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(tmp_path / "src", **safe)  # type: ignore[arg-type]
+    tree = next((tmp_path / "src").iterdir())
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+    )
+    assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+    assert re.search(r"^\d+ tests collected", collected.stdout, re.M), collected.stdout[-500:]
+    with zipfile.ZipFile(build(tree, "wheel")) as wheel:
+        data = {n.split(".data/data/", 1)[1] for n in wheel.namelist() if ".data/data/" in n}
+    assert "share/man/man1/fspl.1" in data
+    assert "share/doc/filespooler/docs/transports/sftp.md" in data
+    assert "share/doc/filespooler/docs/install.md" in data
