@@ -116,13 +116,13 @@ class S3Transport(FsspecTransport):
 
     @cached_property
     def uploader(self) -> Uploader:
-        client = make_client(self.opts)
-        return Uploader(client, self.bucket, request_extras(self.opts), self.location)
+        """Delivery, the lease and ``nextseq`` share the one botocore client of reads."""
+        return Uploader(self.client, self.bucket, request_extras(self.opts), self.location)
 
     # -- reading ----------------------------------------------------------
     @cached_property
     def client(self) -> Any:
-        """botocore, for streamed reads of whole jobs."""
+        """botocore (thread-safe): reads, delivery, the lease and ``nextseq``."""
         return make_client(self.opts)
 
     def open_job(self, name: str) -> BinaryIO:
