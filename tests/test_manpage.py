@@ -93,7 +93,12 @@ def test_sdist_is_complete_and_its_wheel_installs_page_and_docs(tmp_path: Path) 
         )
         return next(out.iterdir())
 
-    sdist = build(ROOT, "sdist")
+    # From a copy: building writes egg-info into the tree, which CI's venv
+    # builds may be writing at the same moment.
+    copy = tmp_path / "tree"
+    junk = (".venv*", ".git", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "build")
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(*junk))
+    sdist = build(copy, "sdist")
     with tarfile.open(sdist) as tar:
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         tar.extractall(tmp_path / "src", **safe)  # type: ignore[arg-type]

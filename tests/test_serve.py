@@ -225,7 +225,7 @@ def test_queues_run_concurrently_each_in_order(ours: Runner, daemon: Start, tmp_
         assert [line for line in lines(log) if line.startswith(name)] == [
             f"{name} 1", f"{name} 2", f"{name} 3"
         ]  # fmt: skip
-        assert jobs_in(tmp_path / name) == []
+        wait_until(lambda n=name: jobs_in(tmp_path / n) == [], f"{name}'s jobs deleted")
     assert "Aborting" not in d.output  # every job saw its partner running
 
 

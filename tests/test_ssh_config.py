@@ -6,16 +6,24 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Runner
 from fixtures_sftp import SSHServer
+from spooler_plugins.sftp.sshconfig import read_settings
 
-paramiko = pytest.importorskip("paramiko")
-from spooler_plugins.sftp import connection  # noqa: E402
-from spooler_plugins.sftp.sshconfig import read_settings  # noqa: E402
+from spooler.errors import SpoolError
 
-from spooler.errors import SpoolError  # noqa: E402
+
+@pytest.fixture
+def connection() -> Any:
+    """The connecting module (paramiko); the config reader needs no paramiko."""
+    pytest.importorskip("paramiko")
+    from spooler_plugins.sftp import connection
+
+    return connection
+
 
 KEYS = ("hostname", "user", "port", "identityfile", "proxycommand", "proxyjump")
 
@@ -128,7 +136,7 @@ def _aliases(sshd: SSHServer, tmp_path: Path, first: str) -> Path:
     return config
 
 
-def _sessions_while_connected(sshd: SSHServer, config: Path, host: str) -> int:
+def _sessions_while_connected(connection: Any, sshd: SSHServer, config: Path, host: str) -> int:
     """New sshd connections that one connect() holds open."""
     before = set(sshd.children())
     client = connection.connect("sftp://" + host, host, None, None, {"ssh_config": str(config)})
@@ -140,11 +148,11 @@ def _sessions_while_connected(sshd: SSHServer, config: Path, host: str) -> int:
 
 @pytest.mark.parametrize(("jump", "sessions"), [("bastion", 2), ("bastion,bastion2", 3)])
 def test_proxyjump_through_the_same_sshd(
-    ours: Runner, sshd: SSHServer, tmp_path: Path, jump: str, sessions: int
+    ours: Runner, sshd: SSHServer, tmp_path: Path, jump: str, sessions: int, connection: Any
 ) -> None:
     config = _aliases(sshd, tmp_path, f"Host target\n  ProxyJump {jump}")
-    assert _sessions_while_connected(sshd, config, "backupsrv") == 1
-    assert _sessions_while_connected(sshd, config, "target") == sessions
+    assert _sessions_while_connected(connection, sshd, config, "backupsrv") == 1
+    assert _sessions_while_connected(connection, sshd, config, "target") == sessions
     env = {"FSPL_SSH_CONFIG": str(config)}
     url = f"sftp://target{tmp_path}/q"
     assert ours("queue-init", "-q", url, env=env).returncode == 0
@@ -207,7 +215,7 @@ def test_changed_key_hint_names_the_known_hosts_file(
     assert f"ssh-keygen -R '[{sshd.host}]:{sshd.port}' -f {known}" in result.err
 
 
-def test_jump_specs() -> None:
+def test_jump_specs(connection: Any) -> None:
     assert connection._jump_spec("u", "ssh://bob@hop:23") == ("bob", "hop", 23)
     assert connection._jump_spec("u", "hop") == (None, "hop", None)
     with pytest.raises(SpoolError, match="bad ProxyJump host"):

@@ -60,7 +60,8 @@ def test_drains_then_runs_new_jobs_until_sigterm(
     wait_until(lambda: lines(log) == ["1 one"], "the queued job")
     write_ours(ours, q, craft(2, b"two"))
     wait_until(lambda: lines(log) == ["1 one", "2 two"], "the new job")
-    assert jobs_in(q) == [] and nextseq(q) == "3\n"
+    # Recorded after the command exits, as without --watch.
+    wait_until(lambda: jobs_in(q) == [] and nextseq(q) == "3\n", "job 2 to be disposed of")
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
 
@@ -97,7 +98,7 @@ def test_out_of_order_arrival_runs_in_sequence(
     write_ours(ours, q, craft(3, b"c"))
     write_ours(ours, q, craft(1, b"a"))
     wait_until(lambda: lines(log) == ["1 a"], "job 1")
-    assert len(jobs_in(q)) == 1  # 3 waits for 2
+    wait_until(lambda: len(jobs_in(q)) == 1, "job 1 to be deleted")  # 3 waits for 2
     write_ours(ours, q, craft(2, b"b"))
     wait_until(lambda: len(lines(log)) == 3, "jobs 2 and 3")
     assert lines(log) == ["1 a", "2 b", "3 c"]
@@ -217,7 +218,7 @@ def test_timeout_works_from_the_worker_thread(daemon: Start, q: Path, tmp_path: 
     d = daemon(*shell_args(q, script, "--timeout", "1", "--on-error", "Delete"))
     wait_until(lambda: lines(log) == ["2"], "job 2 after job 1 timed out")
     assert "timed out after 1 seconds" in d.output
-    assert jobs_in(q) == []
+    wait_until(lambda: jobs_in(q) == [], "both jobs to be deleted")
 
 
 def test_errors_at_start_are_plain_errors(ours: Runner, tmp_path: Path) -> None:
