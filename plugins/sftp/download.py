@@ -14,7 +14,12 @@ from collections import deque
 from typing import Any
 
 import paramiko
-from paramiko.sftp import CMD_READ, CMD_STATUS, int64
+from paramiko.sftp import CMD_READ, CMD_STATUS
+
+try:  # paramiko 3: offsets are marked as 64-bit by this wrapper type
+    from paramiko.sftp import int64
+except ImportError:  # paramiko 2.x (Debian 12): its py3compat ``long`` does the same
+    from paramiko.py3compat import long as int64  # type: ignore[no-redef]
 
 #: OpenSSH's sftp-server answers at most this many bytes per read request.
 CHUNK = 261_120
