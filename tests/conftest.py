@@ -27,6 +27,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from helpers import require
 
 REFERENCE = "/usr/bin/fspl"
 OURS_ARGV = [sys.executable, "-m", "spooler"]
@@ -91,10 +92,7 @@ def reference_available() -> bool:
 
 def require_reference() -> None:
     """Skip without the reference, except under CI, where that is a failure."""
-    if not reference_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"{REFERENCE} is missing: interop tests must run in CI")
-        pytest.skip(f"{REFERENCE} is not installed (apt-get install filespooler)")
+    require(reference_available(), REFERENCE, "apt-get install filespooler")
 
 
 @pytest.fixture

@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import poll_until, require
 
 
 def require_rclone() -> None:
-    if shutil.which("rclone") is None:
-        if os.environ.get("CI"):
-            pytest.fail("rclone is missing: rclone tests must run in CI")
-        pytest.skip("rclone is not installed")
+    require(shutil.which("rclone") is not None, "rclone", "apt-get install rclone")
 
 
 @pytest.fixture
@@ -78,13 +75,11 @@ def rclone_mount(rclone_local: dict[str, str], tmp_path: Path) -> Iterator[tuple
         ["rclone", "mount", f"localr:{remote}", str(point), "--vfs-cache-mode", "off"],
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 15
-    while not os.path.ismount(point):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
-            proc.kill()
-            pytest.skip(f"rclone mount failed here: {err.strip()[-200:]}")
-        time.sleep(0.1)
+    poll_until(lambda: os.path.ismount(point) or proc.poll() is not None, 15)
+    if not os.path.ismount(point):
+        err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+        proc.kill()
+        pytest.skip(f"rclone mount failed here: {err.strip()[-200:]}")
     try:
         yield remote, point
     finally:

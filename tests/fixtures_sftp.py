@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from helpers import require, wait_until
 
 from spooler.testing import free_port, wait_for_port
 
@@ -99,10 +100,8 @@ def stop_sshd(server: SSHServer) -> None:
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
-        if os.environ.get("CI"):
-            pytest.fail("openssh-server is missing: SFTP tests must run in CI")
-        pytest.skip("openssh-server is not installed")
+    available = os.path.exists(SSHD) and shutil.which("ssh-keygen") is not None
+    require(available, "openssh-server", "apt-get install openssh-server")
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
     try:
         yield server
@@ -137,7 +136,6 @@ def upload_in_progress(
     """A ``queue-write`` over SFTP whose packet is sent but whose stdin is still
     open, returned once its temporary file exists on the server."""
     import sys
-    import time
 
     from spooler.testing import build_packet
 
@@ -150,8 +148,6 @@ def upload_in_progress(
     assert writer.stdin is not None
     writer.stdin.write(build_packet(1, b"x" * payload_size))
     writer.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not any(n.startswith("tmp-") for n in os.listdir(queue.local / "jobs")):
-        assert time.monotonic() < deadline, "upload never started"
-        time.sleep(0.05)
+    jobs = queue.local / "jobs"
+    wait_until(lambda: any(n.startswith("tmp-") for n in os.listdir(jobs)), "the upload")
     return writer

@@ -19,17 +19,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Result, Runner, craft, jobs_in, make_queue, nextseq, put_job
+from helpers import one_error_line, wait_until
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
-
-
-def assert_one_error_line(result: Result, status: int = 1) -> str:
-    err = result.err
-    assert result.returncode == status, err
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err
-    return lines[0]
 
 
 def alive(pid: int) -> bool:
@@ -63,19 +55,19 @@ def test_exit_status_0_cases(ours: Runner, tmp_path: Path) -> None:
 def test_exit_status_1_cases(ours: Runner, tmp_path: Path) -> None:
     queue = make_queue(tmp_path / "q")
     put_job(queue, craft(1))
-    line = assert_one_error_line(ours("queue-info", "-q", queue, "-j", "7"))
+    line = one_error_line(ours("queue-info", "-q", queue, "-j", "7"))
     assert "Job 7 not found" in line
-    line = assert_one_error_line(ours("queue-process", "-q", queue, "false"))  # Retry
+    line = one_error_line(ours("queue-process", "-q", queue, "false"))  # Retry
     assert "exited with status 1" in line
     put_job(queue, craft(1))
-    line = assert_one_error_line(ours("queue-process", "-q", queue, "true"))
+    line = one_error_line(ours("queue-process", "-q", queue, "true"))
     assert "seq 1" in line  # duplicate seqs: nothing ran
-    assert assert_one_error_line(ours("queue-info", "-q", queue, "-j", "1"))
+    assert one_error_line(ours("queue-info", "-q", queue, "-j", "1"))
     assert nextseq(queue) == "1\n" and len(jobs_in(queue)) == 2
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "jobs").write_bytes(b"a file, not a directory")  # an I/O error
-    assert_one_error_line(ours("queue-ls", "-q", broken))
+    one_error_line(ours("queue-ls", "-q", broken))
 
 
 QUEUE_COMMANDS = [
@@ -94,14 +86,14 @@ QUEUE_COMMANDS = [
 @pytest.mark.parametrize("command", QUEUE_COMMANDS, ids=lambda c: "-".join(c[:2]))
 def test_missing_queue_is_one_error_line(ours: Runner, tmp_path: Path, command: list[str]) -> None:
     result = ours(command[0], "-q", tmp_path / "nope", *command[1:], input=craft(1))
-    assert_one_error_line(result)
+    one_error_line(result)
     assert list(tmp_path.iterdir()) == []  # nothing created on the way
 
 
 def test_queue_init_errors(ours: Runner, tmp_path: Path) -> None:
     make_queue(tmp_path / "q")
-    assert "File exists" in assert_one_error_line(ours("queue-init", "-q", tmp_path / "q"))
-    assert_one_error_line(ours("queue-init", "-q", tmp_path / "a" / "b"))
+    assert "File exists" in one_error_line(ours("queue-init", "-q", tmp_path / "q"))
+    one_error_line(ours("queue-init", "-q", tmp_path / "a" / "b"))
 
 
 @pytest.mark.parametrize(
@@ -128,7 +120,7 @@ def test_queue_init_errors(ours: Runner, tmp_path: Path) -> None:
 )
 def test_usage_errors_exit_2_on_one_line(ours: Runner, tmp_path: Path, args: list[str]) -> None:
     # The reference prints clap's multi-line usage block; we print one line.
-    assert_one_error_line(ours(*args, cwd=tmp_path), status=2)
+    one_error_line(ours(*args, cwd=tmp_path), status=2)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -220,12 +212,10 @@ def test_timeout_kills_the_whole_process_group(ours: Runner, tmp_path: Path) -> 
     # Our captured stdout closes as soon as the group is dead: had the grandchild
     # survived (as with the reference), this would take 30 seconds.
     assert time.monotonic() - started < 10
-    assert "timed out" in assert_one_error_line(result)
+    assert "timed out" in one_error_line(result)
     grandchild = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(grandchild)  # the reference leaves this one running; we do not
+    # The reference leaves this one running; we do not.
+    wait_until(lambda: not alive(grandchild), "the grandchild to be killed", timeout=5)
     assert jobs_in(queue) == ["fspl-t0000.fspl"] and nextseq(queue) == "1\n"  # Retry
 
 
@@ -249,10 +239,8 @@ def test_signals_reach_the_command_group(ours: Runner, tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 15
-        while not started_file.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: started_file.exists() or proc.poll() is not None, "the command")
+        assert proc.poll() is None, "fspl exited before the command started"
         proc.terminate()  # SIGTERM to fspl is passed on to the command's group
         assert proc.wait(10) == 1
     finally:
@@ -290,10 +278,10 @@ def test_queue_status_never_waits_for_a_processor(ours: Runner, tmp_path: Path) 
     # Blocking, so that a probe below holding the lock for an instant cannot make it give up.
     holder = subprocess.Popen(["flock", str(queue / "nextseq.lock"), "sleep", "20"])
     try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["flock", "-n", str(queue / "nextseq.lock"), "true"]).returncode == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(
+            lambda: subprocess.run(["flock", "-n", str(queue / "nextseq.lock"), "true"]).returncode,
+            "the holder to take the lock",
+        )
         status = ours("queue-status", "-q", queue)
     finally:
         holder.kill()
@@ -335,7 +323,7 @@ def test_failed_queue_write_leaves_no_temporary_file(ours: Runner, queue: Path) 
         )
     finally:
         os.close(fd)
-    assert_one_error_line(Result(result.returncode, result.stdout, result.stderr))
+    one_error_line(Result(result.returncode, result.stdout, result.stderr))
     assert os.listdir(queue / "jobs") == []
 
 
@@ -343,7 +331,7 @@ def test_prepare_missing_input_burns_no_number(ours: Runner, tmp_path: Path) -> 
     seq = tmp_path / "seq"
     seq.write_text("4\n")
     result = ours("prepare", "-s", seq, "-i", tmp_path / "missing")
-    assert "No such file" in assert_one_error_line(result)
+    assert "No such file" in one_error_line(result)
     assert result.stdout == b""
     assert seq.read_text() == "4\n"
 
@@ -403,11 +391,11 @@ def test_transports_lists_builtins(ours: Runner) -> None:
 
 
 def test_unknown_scheme_is_one_error_line(ours: Runner) -> None:
-    assert_one_error_line(ours("queue-ls", "-q", "nosuchscheme-xyz://host/q"))
+    one_error_line(ours("queue-ls", "-q", "nosuchscheme-xyz://host/q"))
 
 
 def test_local_transport_rejects_options(ours: Runner, queue: Path) -> None:
-    assert_one_error_line(ours("queue-ls", "-q", queue, "-o", "key=value"))
+    one_error_line(ours("queue-ls", "-q", queue, "-o", "key=value"))
 
 
 def test_help_command_like_the_reference(ours: Runner) -> None:

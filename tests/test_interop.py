@@ -28,6 +28,7 @@ from conftest import (
     nextseq,
     put_job,
 )
+from helpers import wait_until
 
 from spooler.packet import parse_header
 
@@ -315,11 +316,8 @@ class Holder:
         self.started, self.release = tmp / "started", tmp / "release"
         env = {**os.environ, "STARTED": str(self.started), "RELEASE": str(self.release)}
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while not self.started.exists():
-            assert self.proc.poll() is None, "the holder exited before holding the lock"
-            assert time.monotonic() < deadline, "the holder never started"
-            time.sleep(0.01)
+        wait_until(lambda: self.started.exists() or self.proc.poll() is not None, "the holder")
+        assert self.proc.poll() is None, "the holder exited before holding the lock"
 
     def finish(self) -> int:
         self.release.touch()

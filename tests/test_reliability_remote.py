@@ -12,6 +12,7 @@ from pathlib import Path
 from conftest import Runner, jobs_in
 from fixtures_s3 import S3Server
 from fixtures_sftp import SFTPQueue, SSHServer
+from helpers import wait_until
 
 FSPL = [sys.executable, "-m", "spooler"]
 
@@ -68,10 +69,7 @@ def test_s3_lease_holder_killed(
         ],
         start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while not log.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(log.exists, "the job to start")
     os.killpg(proc.pid, signal.SIGKILL)  # the holder and its command die together
     proc.wait()
     # The holder was on this host and its process is gone: broken at once,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import Runner, craft, jobs_in, make_queue, require_reference
+from helpers import one_error_line, wait_until
 from watching import (
     Daemon,
     daemon_fixture,  # noqa: F401 - the "daemon" fixture
     lines,
-    wait_until,
 )
 
 Start = Callable[..., Daemon]
@@ -94,10 +94,9 @@ def test_a_bad_config_is_one_error_naming_file_line_and_key(
     config = write_config(tmp_path / "serve.toml", text)
     for args in (["serve", config, "--check"], ["serve", config]):
         result = ours(*args)
-        assert result.returncode == 1, result.err
-        assert result.err.count("\n") == 1 and result.err.startswith("Error: "), result.err
-        assert str(config) in result.err and f"line {line}" in result.err, result.err
-        assert expected in result.err, result.err
+        message = one_error_line(result)
+        assert str(config) in message and f"line {line}" in message, message
+        assert expected in message, message
 
 
 def test_missing_config_file(ours: Runner, tmp_path: Path) -> None:

@@ -4,17 +4,14 @@ plugin; its own test module runs the conformance kit against wsgidav."""
 from __future__ import annotations
 
 import importlib.util
-import os
 
-import pytest
 from conftest import Runner
+from helpers import require
 
 
 def test_example_plugin_is_listed(ours: Runner) -> None:
-    if importlib.util.find_spec("fspl_webdav") is None:
-        if os.environ.get("CI"):
-            pytest.fail("examples/fspl-webdav is not installed (scripts/test installs it)")
-        pytest.skip("pip install -e examples/fspl-webdav to run the plugin tests")
+    installed = importlib.util.find_spec("fspl_webdav") is not None
+    require(installed, "examples/fspl-webdav", "pip install -e examples/fspl-webdav")
     listing = ours("transports").out.splitlines()
     row = next(line for line in listing if line.startswith("webdav, webdavs"))
     assert "fspl-webdav" in row and " ok " in row and "process" in row

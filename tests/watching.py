@@ -5,23 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from conftest import OURS_ARGV
-
-#: Generous: these bound waits for things that normally take milliseconds.
-TIMEOUT = 30.0
-
-
-def wait_until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from helpers import TIMEOUT, wait_until
 
 
 class Daemon:

@@ -1,6 +1,6 @@
 """Transport conformance kit: prove a transport plugin is safe in a few lines.
 
-Every built-in transport runs this suite in the project's own tests, and a
+Every built-in transport runs this kit in the project's own tests, and a
 third-party plugin reuses it the same way (install ``filespooler[testing]``)::
 
     # tests/test_conformance.py of your plugin
@@ -13,21 +13,29 @@ third-party plugin reuses it the same way (install ``filespooler[testing]``)::
             # A fresh location for a queue that does not exist yet.
             return f"webdav://127.0.0.1:{webdav_server.port}/q-{uuid.uuid4()}"
 
-That is all: pytest collects every ``test_*`` method of the suite.  Optional
+That is all: pytest collects every ``test_*`` method of the kit.  Optional
 fixtures to override: ``transport_options`` (the ``-o KEY=VALUE`` options,
 as a dict) and ``cli_env`` (environment variables the ``fspl`` command
 needs to reach your storage, for the command-line tests).
 
-What is checked: the delivery rules (nothing visible under ``fspl-*.fspl``
-until complete, unique names, a failed delivery leaves no job), listing,
-header reads, payload streaming, delete, ``.out`` files, append-only
-queues, the sequence lock (exclusive, non-blocking), out-of-order
-processing, failure handling, and the CLI end to end.
+The kit is laid out like fsspec's ``tests/abstract``: a fixture base,
+:class:`TransportFixtures`, and one mixin per area built on it, so that a
+plugin can run some areas only, or one area against another backend:
 
-Capabilities a transport lacks are declared, not silently skipped: a test
-that needs one (see :class:`spooler.transport.Capability`) is skipped with
-the reason "transport does not declare capability X" only when the
-transport's ``capabilities`` omit it.
+- :class:`DeliveryTests`: init, append-only queues, delivery (whole or not at
+  all, unique names, never replacing a job) and the ``create-only`` claim;
+- :class:`ReadingTests`: listing, header prefixes, payload streams, ``.out``
+  files, delete, and the ``local-fd`` and ``concurrent-headers`` claims;
+- :class:`SequenceTests`: the sequence state and its exclusive lock (the
+  ``process`` claim) and, for ``lease`` transports, the lock protocol;
+- :class:`ProcessingTests`: in-order processing, gaps, failures, the
+  command's payload and environment, and the CLI end to end.
+
+:class:`TransportSuite` combines the four.  Capabilities a transport lacks
+are declared, not silently skipped: a test that needs one (see
+:class:`spooler.transport.Capability`) is skipped with the reason "transport
+does not declare capability X" only when the transport's ``capabilities``
+omit it, and every capability a transport declares is verified.
 
 To test against a real server started by a fixture, ``free_port()`` and
 ``wait_for_port(port, process)`` do the start-up chores.
@@ -35,7 +43,22 @@ To test against a real server started by a fixture, ``free_port()`` and
 
 from __future__ import annotations
 
+from .base import TransportFixtures, build_packet
+from .delivery import DeliveryTests
+from .processing import ProcessingTests
+from .reading import ReadingTests
+from .sequence import SequenceTests
 from .servers import free_port, wait_for_port
-from .suite import TransportSuite, build_packet
+from .suite import TransportSuite
 
-__all__ = ["TransportSuite", "build_packet", "free_port", "wait_for_port"]
+__all__ = [
+    "DeliveryTests",
+    "ProcessingTests",
+    "ReadingTests",
+    "SequenceTests",
+    "TransportFixtures",
+    "TransportSuite",
+    "build_packet",
+    "free_port",
+    "wait_for_port",
+]

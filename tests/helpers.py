@@ -1,0 +1,61 @@
+"""Helpers shared by the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import pytest
+
+#: Generous: these bound waits for things that normally take milliseconds.
+TIMEOUT = 30.0
+
+
+class Outcome(Protocol):
+    """What conftest's runners return (``Result``)."""
+
+    @property
+    def returncode(self) -> int: ...
+
+    @property
+    def err(self) -> str: ...
+
+
+def one_error_line(result: Outcome, status: int | None = 1) -> str:
+    """Assert the command failed (exit ``status``, unless None) with one
+    ``Error: …`` line on stderr and no traceback; return that line."""
+    err = result.err
+    if status is not None:
+        assert result.returncode == status, (result.returncode, err)
+    assert err.count("\n") == 1 and err.endswith("\n"), f"not one line: {err!r}"
+    assert err.startswith("Error: "), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    return err[:-1]
+
+
+def poll_until(check: Callable[[], object], timeout: float = TIMEOUT) -> bool:
+    """Call ``check`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+    """Wait until ``check()`` is true; fail the test naming ``what`` if it never is."""
+    if not poll_until(check, timeout):
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+def require(available: bool, what: str, hint: str) -> None:
+    """Skip without ``what``, except under CI (``CI`` set), where every tool
+    is installed and a missing one must fail rather than skip silently."""
+    if available:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing: these tests must run in CI")
+    pytest.skip(f"{what} is not installed ({hint})")
