@@ -16,8 +16,6 @@ from ..queue import OnError, Order, ProcessConfig, Runner
 from . import options
 from .stdin import read_stdin_header
 
-COMMANDS, command = options.registry()
-
 
 def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options queue-process and stdin-process share."""
@@ -75,7 +73,7 @@ def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> clic
     return click.Choice(names, case_sensitive=False)
 
 
-@command("queue-process", params=True)
+@options.command("queue-process", params=True)
 @options.queuedir
 @options.decoder
 @click.option(
@@ -168,7 +166,7 @@ def _watch(
         raise KeyboardInterrupt  # stopped by SIGINT: status 130, as an interrupted fspl
 
 
-@command("stdin-process", params=True)
+@options.command("stdin-process", params=True)
 @_run_options
 def stdin_process(command_: str, params: tuple[bytes, ...], **run: Any) -> None:
     """Run COMMAND for the one packet on stdin (its payload is the rest of stdin)."""

@@ -7,8 +7,6 @@ from ..plugins import registry
 from ..transport import TransportSpec
 from . import options
 
-COMMANDS, command = options.registry()
-
 
 def describe(spec: TransportSpec) -> tuple[str, str]:
     """(status, capabilities) of a transport; importing it is the only real check."""
@@ -19,7 +17,7 @@ def describe(spec: TransportSpec) -> tuple[str, str]:
     return "ok", ", ".join(sorted(cls.capabilities)) or "-"
 
 
-@command("transports")
+@options.command("transports")
 def transports() -> None:
     """List the registered transports: URL schemes, origin, status, capabilities.
 
