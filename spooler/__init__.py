@@ -31,7 +31,7 @@ _API = {
     "Command": "spooler.packet",
     "Special": "spooler.packet",
     "Transport": "spooler.transport",
-    "TransportSpec": "spooler.transport",
+    "TransportSpec": "spooler.spec",
     "SpoolError": "spooler.errors",
 }
 

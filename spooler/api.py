@@ -28,8 +28,8 @@ from .errors import SpoolError
 from .jobenv import JobRef, job_environment
 from .packet import CmdType, Command, Meta, Special, encode_header
 from .queue import OnError, Order, Outcome, ProcessConfig, Queue, Runner
+from .registry import open_transport
 from .streams import copy_stream_to_fd, write_all
-from .transport import open_transport
 
 if TYPE_CHECKING:
     from typing import TypedDict

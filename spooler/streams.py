@@ -12,6 +12,8 @@ import errno
 import io
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 BUFSIZE = 1024 * 1024
@@ -125,3 +127,16 @@ def raw_fd(stream: object) -> int | None:
         return stream.fileno()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
         return None
+
+
+@contextmanager
+def spooled_upload(upload: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
+    """An ``open_output`` for remote transports: a local temporary file (a
+    real descriptor for the command) handed to ``upload`` when it is closed."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as spool:
+        yield spool  # type: ignore[misc]
+        spool.flush()
+        spool.seek(0)
+        upload(spool)  # type: ignore[arg-type]

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
-from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequenceState, spooled_upload
+from spooler.plugin import Capability, SequenceState
+from spooler.streams import BUFSIZE, spooled_upload
 
 if TYPE_CHECKING:
     import fsspec

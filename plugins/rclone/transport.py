@@ -44,9 +44,9 @@ from spooler.lease import (
     hold,
     holder,
 )
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
-from spooler.streams import raw_fd
-from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
+from spooler.streams import raw_fd, spooled_upload
 
 _log = log.get("spooler.rclone")
 PLACEHOLDER = ".fspl-keep"

@@ -37,8 +37,8 @@ from spooler import log
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.ids import new_job_name
 from spooler.lease import DEFAULT_TTL, hold, holder
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.progress import Progress
-from spooler.transport import Capability, SequencePeek, SequenceState
 
 if TYPE_CHECKING:
     import s3fs

@@ -33,9 +33,9 @@ from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.lease import DEFAULT_TTL, hold, holder
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
-from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
+from spooler.streams import BUFSIZE, spooled_upload
 
 from .connection import connect, describe
 from .download import PipelinedReader

@@ -22,7 +22,8 @@ from ..errors import LockError, SpoolError
 from ..lease import Lease, Observations, boot_id
 from ..packet import Command, Special
 from ..queue import OnError, Queue
-from ..transport import Capability, Transport, is_job_name, open_transport
+from ..registry import open_transport
+from ..transport import Capability, Transport, is_job_name
 
 UUID_NAME = r"^fspl-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.fspl$"
 

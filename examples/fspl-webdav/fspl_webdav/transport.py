@@ -27,8 +27,9 @@ from urllib.parse import quote, unquote, urlsplit
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.lease import DEFAULT_TTL, Conflict, LeaseStore, LockCopy, hold, holder
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
-from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
+from spooler.streams import spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
 SEQ_NAME = "nextseq"
