@@ -35,7 +35,7 @@ _API = {
     "SpoolError": "spooler.errors",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", *_API]  # pyright: ignore[reportUnsupportedDunderAll]
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,7 @@ def fspl_transports() -> list[TransportSpec]:
     per process, when the first queue location is resolved; must not import
     anything heavy.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 def provide(*specs: TransportSpec) -> Callable[[], list[TransportSpec]]:
@@ -60,3 +61,4 @@ def fspl_claim_path(path: str) -> TransportSpec | None:
     to leave it to the local transport.  Must be cheap: it runs for every
     local queue.
     """
+    raise NotImplementedError  # a specification: plugins implement it

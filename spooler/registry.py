@@ -109,7 +109,8 @@ class Registry:
         return list(self._specs)
 
     def claim_path(self, path: str) -> TransportSpec | None:
-        return self.pm.hook.fspl_claim_path(path=path)
+        claimed: TransportSpec | None = self.pm.hook.fspl_claim_path(path=path)
+        return claimed
 
 
 _registry: Registry | None = None

@@ -43,7 +43,7 @@ from .watcher import LOCAL_POLL, QueueSpec, Watcher, run_until_signalled
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 _log = log.get("spooler.serve")
 _MAGIC = re.compile(r"[*?[]")

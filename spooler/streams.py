@@ -123,9 +123,12 @@ def raw_fd(stream: object) -> int | None:
     """
     if not (isinstance(stream, io.FileIO) or getattr(stream, "fspl_raw_fd", False)):
         return None
+    fileno: Callable[[], int] | None = getattr(stream, "fileno", None)
+    if fileno is None:
+        return None
     try:
-        return stream.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
+        return fileno()
+    except (OSError, ValueError):
         return None
 
 
@@ -136,7 +139,7 @@ def spooled_upload(upload: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
     import tempfile
 
     with tempfile.TemporaryFile() as spool:
-        yield spool  # type: ignore[misc]
+        yield spool
         spool.flush()
         spool.seek(0)
-        upload(spool)  # type: ignore[arg-type]
+        upload(spool)

@@ -96,7 +96,8 @@ class FsspecTransport(StagedTransport):
         return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     def open_job(self, name: str) -> BinaryIO:
-        return self.fs.open(self.path(name), "rb")
+        stream: BinaryIO = self.fs.open(self.path(name), "rb")
+        return stream
 
     def read_prefixes(
         self, names: Iterable[str], size: int

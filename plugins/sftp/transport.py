@@ -89,7 +89,7 @@ class SFTPTransport(StagedTransport):
         # A large window keeps writes pipelined over the whole round trip.
         sftp = paramiko.SFTPClient.from_transport(self.ssh, window_size=window)
         assert sftp is not None
-        sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
+        sftp.get_channel().settimeout(self.timeout)
         return sftp
 
     # -- connecting ---------------------------------------------------------
@@ -145,7 +145,8 @@ class SFTPTransport(StagedTransport):
     def list_names(self) -> list[str]:
         with self._remote("listing jobs"):
             try:
-                return self.sftp.listdir(self.jobs)
+                names: list[str] = self.sftp.listdir(self.jobs)
+                return names
             except FileNotFoundError as exc:
                 raise no_queue(self.location, describe(exc)) from None
             except OSError as exc:
@@ -281,7 +282,7 @@ class SFTPTransport(StagedTransport):
         return SFTPLockStore(self._session(), self._meta(LOCK_NAME))
 
     @contextmanager
-    def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
+    def lock_sequence(self) -> Iterator[SequenceState]:
         if self.is_append_only():
             raise append_only(self.location)
         with (

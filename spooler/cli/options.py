@@ -43,7 +43,7 @@ class ParamsCommand(click.Command):
         return [*super().collect_usage_pieces(ctx), "[-- PARAMS...]"]
 
 
-class CompletedPath(click.ParamType):
+class CompletedPath(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
     """A path or URL kept exactly as given (the command reports a bad one in
     its own words), which shells complete as a file or directory name."""
 
@@ -147,7 +147,7 @@ def emit(data: bytes | str) -> None:
     write_all(1, data.encode() if isinstance(data, str) else data)
 
 
-class U64(click.ParamType):
+class U64(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
     """An unsigned 64-bit integer as the reference reads one: ``+`` and digits only."""
 
     name = "integer"

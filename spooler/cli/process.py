@@ -49,7 +49,7 @@ def _runner_options(command_: str, params: tuple[bytes, ...], **kw: Any) -> RunO
     )
 
 
-class Seconds(click.ParamType):
+class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
     """A positive number of seconds, at most a day (fractions allowed)."""
 
     name = "seconds"
@@ -68,7 +68,7 @@ class Seconds(click.ParamType):
         self.fail(f"{value!r} is not a number of seconds above 0 and at most 86400", param, ctx)
 
 
-def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> click.Choice:
+def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> click.Choice:  # type: ignore[type-arg]
     names = [m.value for m in enum_type] if enum_type is not None else list(values)
     return click.Choice(names, case_sensitive=False)
 

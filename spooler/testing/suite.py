@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 
@@ -117,7 +117,7 @@ class TransportSuite:
 
     @pytest.fixture
     def transport(self, connect: Any) -> Transport:
-        transport = connect()
+        transport: Transport = connect()
         transport.init()
         return transport
 
@@ -170,7 +170,7 @@ class TransportSuite:
 
     def test_failed_delivery_leaves_no_job(self, transport: Transport) -> None:
         with pytest.raises((OSError, SpoolError), match="simulated"):
-            transport.deliver(_FailingStream(build_packet(1, b"x" * 300_000)))
+            transport.deliver(cast(BinaryIO, _FailingStream(build_packet(1, b"x" * 300_000))))
         assert _jobs(transport) == []
         name = transport.deliver(io.BytesIO(build_packet(2)))  # the queue still works
         assert _jobs(transport) == [name]
@@ -180,7 +180,9 @@ class TransportSuite:
         gate = threading.Event()
         stream = _GatedStream(data[:100_000], data[100_000:], gate)
         result: list[str] = []
-        worker = threading.Thread(target=lambda: result.append(transport.deliver(stream)))
+        worker = threading.Thread(
+            target=lambda: result.append(transport.deliver(cast(BinaryIO, stream)))
+        )
         worker.start()
         try:
             assert stream.reached_gate.wait(30)
@@ -278,7 +280,7 @@ class TransportSuite:
 
         yield factory
         for lease in made:
-            lease._stop.set()
+            lease.abandon()
 
     def test_lock_contention_and_release(self, lease_factory: Any) -> None:
         first, second = lease_factory(), lease_factory()
@@ -297,7 +299,8 @@ class TransportSuite:
         # A holder on another host that died, whose clock was two minutes
         # ahead: its claimed expiry is still in the future, and counts for nothing.
         dead.store.create(_foreign_lock(expires=time.time() + 120 + 60))
-        for _ in range(2):
+
+        def almost_a_ttl() -> tuple[_Clock, Any]:
             clock = _Clock()
             breaker = lease_factory(ttl=60.0, clock=clock)
             with pytest.raises(LockError):
@@ -305,6 +308,10 @@ class TransportSuite:
             clock.now += 59.0
             with pytest.raises(LockError):
                 breaker.acquire()  # not yet a full TTL unchanged
+            return clock, breaker
+
+        almost_a_ttl()
+        clock, breaker = almost_a_ttl()  # a second processor: its own count
         clock.now += 2.0
         breaker.acquire()  # seen unchanged for a full TTL on its own clock
         breaker.release()
