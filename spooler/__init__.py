@@ -31,11 +31,11 @@ _API = {
     "Command": "spooler.packet",
     "Special": "spooler.packet",
     "Transport": "spooler.transport",
-    "TransportSpec": "spooler.transport",
+    "TransportSpec": "spooler.spec",
     "SpoolError": "spooler.errors",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", *_API]  # pyright: ignore[reportUnsupportedDunderAll]
 
 
 def __getattr__(name: str) -> Any:

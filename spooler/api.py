@@ -21,15 +21,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from . import seqfile
 from .errors import SpoolError
 from .jobenv import JobRef, job_environment
 from .packet import CmdType, Command, Meta, Special, encode_header
 from .queue import OnError, Order, Outcome, ProcessConfig, Queue, Runner
+from .registry import open_transport
 from .streams import copy_stream_to_fd, write_all
-from .transport import open_transport
 
 if TYPE_CHECKING:
     from typing import TypedDict
@@ -174,7 +174,7 @@ def callback_runner(callback: Callback) -> Runner:
     def run(meta: Meta, job: JobRef | None, payload_fd: int, output: int | None) -> Outcome:
         with io.FileIO(payload_fd, "rb", closefd=False) as stream:
             try:
-                result = callback(meta, stream)  # type: ignore[arg-type]
+                result = callback(meta, stream)
             except Exception as exc:
                 return Outcome(False, f"callback raised {type(exc).__name__}: {exc}")
         return Outcome(result is not False, "callback")
@@ -269,7 +269,9 @@ def watch(
     from .watcher import QueueSpec, Watcher
 
     # process()'s keyword defaults, so that the two cannot drift apart.
-    runner, config = _plan(**{**(process.__kwdefaults__ or {}), **options})
+    defaults = cast("ProcessOptions", process.__kwdefaults__ or {})
+    merged: ProcessOptions = {**defaults, **options}
+    runner, config = _plan(**merged)
     q = open_queue(queue) if isinstance(queue, str) else queue
     watcher = Watcher(exit_when_done=True)
     # A caller's Queue stays theirs: used as it is, left open.

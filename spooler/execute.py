@@ -122,8 +122,11 @@ def _spawn(
     """Start ``argv``; its PID.  The command is searched in fspl's own PATH,
     which is also the command's: a job adds only FSPL_* variables."""
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in _redirections(stdin, output)]
-    kwargs: dict[str, int] = {"setpgroup": 0} if group else {}
-    return os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsigdef=_RESTORED, **kwargs)
+    if group:
+        return os.posix_spawnp(
+            argv[0], argv, env, file_actions=actions, setsigdef=_RESTORED, setpgroup=0
+        )
+    return os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsigdef=_RESTORED)
 
 
 def _redirections(stdin: int | None, output: int | None) -> list[tuple[int, int]]:

@@ -6,6 +6,8 @@ A plugin is a module (or object) with functions decorated by
     [project.entry-points.filespooler]
     webdav = "fspl_webdav.plugin"
 
+Plugin authors import what they need from :mod:`spooler.plugin` (the facade:
+``hookimpl``, ``provide``, ``TransportSpec``, ``Transport``…), not from here.
 Keep the plugin module light: declare transports by ``"module:Class"``
 strings and import your storage library inside the transport module, which
 is loaded only when a URL needs it.  See docs/plugins.md for a walk-through.
@@ -14,12 +16,10 @@ is loaded only when a URL needs it.  See docs/plugins.md for a walk-through.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from .transport import TransportSpec
+from .spec import TransportSpec
 
 PROJECT = "filespooler"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -30,10 +30,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def fspl_transports() -> list[TransportSpec]:
     """Declare the transports this plugin provides.
 
-    Return a list of :class:`spooler.transport.TransportSpec`.  Called once
+    Return a list of :class:`spooler.spec.TransportSpec`.  Called once
     per process, when the first queue location is resolved; must not import
     anything heavy.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 def provide(*specs: TransportSpec) -> Callable[[], list[TransportSpec]]:
@@ -60,3 +61,4 @@ def fspl_claim_path(path: str) -> TransportSpec | None:
     to leave it to the local transport.  Must be cheap: it runs for every
     local queue.
     """
+    raise NotImplementedError  # a specification: plugins implement it

@@ -389,11 +389,16 @@ class Lease:
             raise SpoolError(f"{self.location}: the processing lock was taken over; stopping")
 
     # -- releasing -----------------------------------------------------------------
-    def release(self) -> None:
-        """Stop renewing; delete the lock only if it is still ours."""
+    def abandon(self) -> None:
+        """Stop renewing and leave the lock where it is, as a holder that
+        crashed would (the kit's tests use it to make stale locks)."""
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
+
+    def release(self) -> None:
+        """Stop renewing; delete the lock only if it is still ours."""
+        self.abandon()
         if self.lost.is_set():
             return
         try:

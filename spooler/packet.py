@@ -25,7 +25,7 @@ import enum
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import msgpack
 
@@ -102,7 +102,7 @@ def encode_meta(meta: Meta) -> bytes:
             }
         }
     doc = {"seq": meta.seq, "ctime": [meta.ctime_secs, meta.ctime_nanos], "cmd_type": cmd}
-    return msgpack.packb(doc, use_bin_type=True)
+    return cast(bytes, msgpack.packb(doc, use_bin_type=True))
 
 
 def encode_header(meta: Meta) -> bytes:

@@ -73,8 +73,9 @@ class Outcome:
     detail: str
 
 
-#: Runs one Command job: (metadata, where it lives, payload fd, output fd).
-Runner = Callable[[Meta, JobRef, int, "int | None"], Outcome]
+#: Runs one Command job: (metadata, where it lives (None for stdin-process),
+#: payload fd, output fd).
+Runner = Callable[[Meta, "JobRef | None", int, "int | None"], Outcome]
 
 
 @dataclass
@@ -204,7 +205,7 @@ class Queue:
             names = self.job_names()
         if self.decoder is not None:
             return [job for job in map(self._scan_decoded, names) if job is not None]
-        jobs = []
+        jobs: list[Job] = []
         append = jobs.append
         for name, data in self.transport.read_prefixes(names, PREFIX_READ):
             if type(data) is bytes:  # the common case, kept tight for big queues
@@ -281,11 +282,11 @@ class Queue:
     ) -> int:
         next_seq = state.read()
         by_seq: dict[int, Job] = {}
-        for job in self.scan(self._names()):
-            other = by_seq.setdefault(job.meta.seq, job)
-            if other is not job:
+        for scanned in self.scan(self._names()):
+            other = by_seq.setdefault(scanned.meta.seq, scanned)
+            if other is not scanned:
                 raise SpoolError(
-                    f'Attempted to process "{job.name}" with seq {job.meta.seq}, '
+                    f'Attempted to process "{scanned.name}" with seq {scanned.meta.seq}, '
                     f'which was already seen in "{other.name}"'
                 )
         done = 0

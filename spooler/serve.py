@@ -37,13 +37,13 @@ from .errors import SpoolError
 from .execute import RunOptions
 from .inotify import IN_CREATE, IN_DELETE, IN_IGNORED, IN_ISDIR, IN_MOVED_FROM, IN_MOVED_TO
 from .queue import OnError, Order, ProcessConfig
-from .transport import split_scheme
+from .registry import split_scheme
 from .watcher import LOCAL_POLL, QueueSpec, Watcher, run_until_signalled
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 _log = log.get("spooler.serve")
 _MAGIC = re.compile(r"[*?[]")

@@ -12,6 +12,8 @@ import errno
 import io
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 BUFSIZE = 1024 * 1024
@@ -121,7 +123,23 @@ def raw_fd(stream: object) -> int | None:
     """
     if not (isinstance(stream, io.FileIO) or getattr(stream, "fspl_raw_fd", False)):
         return None
-    try:
-        return stream.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
+    fileno: Callable[[], int] | None = getattr(stream, "fileno", None)
+    if fileno is None:
         return None
+    try:
+        return fileno()
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def spooled_upload(upload: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
+    """An ``open_output`` for remote transports: a local temporary file (a
+    real descriptor for the command) handed to ``upload`` when it is closed."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as spool:
+        yield spool
+        spool.flush()
+        spool.seek(0)
+        upload(spool)

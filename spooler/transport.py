@@ -3,10 +3,11 @@
 The engine (``queue.py``) never touches a filesystem; it asks a Transport.  A
 transport is one queue location (``QUEUE/`` with ``nextseq`` and ``jobs/``) on
 some storage: a local directory, a bucket prefix, a directory on an SFTP
-server…  Plugins describe their transports with a :class:`TransportSpec` (a
-scheme list and a ``"module:Class"`` string, imported only when a URL needs
-it) and the engine resolves ``-q`` values to instances with
-:func:`open_transport`.
+server…  Plugins declare their transports with a
+:class:`spooler.spec.TransportSpec`; :mod:`spooler.registry` resolves ``-q``
+values to instances.  This module is a leaf (it imports only the error and
+job-name definitions), so plugins, the registry and the engine can all depend
+on it.
 
 What a transport must provide (abstract methods below):
 
@@ -26,11 +27,10 @@ What a transport must provide (abstract methods below):
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import BinaryIO, ClassVar, Protocol
 
 from .errors import LockError
@@ -184,84 +184,10 @@ class Transport(ABC):
         except LockError as exc:
             return SequencePeek(None, str(exc))
 
+    def local_directory(self) -> str | None:
+        """The queue's directory when it is a directory of this machine (the
+        watcher then waits on inotify instead of polling); None otherwise."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to do here
         """Release connections; the default has none."""
-
-
-@dataclass(frozen=True)
-class TransportSpec:
-    """What a plugin declares: schemes and where the class lives.
-
-    ``factory`` is a ``"module:Class"`` string so the module (and the heavy
-    library behind it) is imported only when a URL with one of ``schemes``
-    is actually used.  The scheme ``"*"`` makes a catch-all for any
-    ``scheme://`` URL no other transport claims.
-    """
-
-    name: str
-    schemes: tuple[str, ...]
-    factory: str
-    description: str = ""
-    #: What to install when the import fails, e.g. ``"filespooler[s3]"``.
-    install_hint: str = ""
-    #: Filled in by the plugin manager: where the declaring plugin came from.
-    origin: str = field(default="", compare=False)
-
-    def load(self) -> type[Transport]:
-        """Import the transport class, with an actionable error if missing."""
-        from importlib import import_module
-
-        from .errors import TransportUnavailable
-
-        module_name, _, attr = self.factory.partition(":")
-        try:
-            module = import_module(module_name)
-        except ImportError as exc:
-            hint = (
-                f"; install it with: pip install '{self.install_hint}'" if self.install_hint else ""
-            )
-            raise TransportUnavailable(
-                f"The {self.name} transport is not available ({exc}){hint}"
-            ) from None
-        cls = getattr(module, attr, None)
-        if not (isinstance(cls, type) and issubclass(cls, Transport)):
-            raise TransportUnavailable(f"{self.factory} is not a Transport class")
-        return cls
-
-
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
-
-
-@contextmanager
-def spooled_upload(upload: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
-    """An ``open_output`` for remote transports: a local temporary file (a
-    real descriptor for the command) handed to ``upload`` when it is closed."""
-    import tempfile
-
-    with tempfile.TemporaryFile() as spool:
-        yield spool  # type: ignore[misc]
-        spool.flush()
-        spool.seek(0)
-        upload(spool)  # type: ignore[arg-type]
-
-
-def split_scheme(location: str) -> tuple[str | None, bool]:
-    """Return ``(scheme, has_slashes)`` of ``location``, or ``(None, False)``.
-
-    ``s3://b/q`` → ``("s3", True)``; ``rclone:remote:path`` →
-    ``("rclone", False)``; ``/srv/q`` and ``queue`` → ``(None, False)``.
-    Whether an opaque ``name:`` prefix is a scheme is decided by the
-    resolver (only registered schemes count), so ``foo:bar`` stays a path.
-    """
-    match = _URL.match(location)
-    if match is None:
-        return None, False
-    return match.group(1).lower(), bool(match.group(2))
-
-
-def open_transport(location: str, options: Mapping[str, str] | None = None) -> Transport:
-    """Resolve a ``-q`` value (path or URL) to a Transport instance."""
-    from .plugins import resolve_spec
-
-    spec = resolve_spec(location)
-    return spec.load().from_url(location, dict(options or {}))

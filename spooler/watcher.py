@@ -70,6 +70,7 @@ from .inotify import (
     Inotify,
 )
 from .queue import Order, ProcessConfig, Queue, Runner
+from .registry import open_transport
 from .transport import Transport, is_job_name
 
 _log = log.get("spooler.watch")
@@ -142,11 +143,10 @@ class _Pass:
 
 def local_paths(transport: Transport) -> tuple[str, str, str] | None:
     """``(root, jobs, nextseq)`` of a queue on a local (or mounted) directory."""
-    from spooler_plugins.local.transport import LocalTransport
-
-    if isinstance(transport, LocalTransport):
-        return transport.root, transport.jobs_dir, transport.seq_path
-    return None
+    root = transport.local_directory()
+    if root is None:
+        return None
+    return root, os.path.join(root, "jobs"), os.path.join(root, "nextseq")
 
 
 class _Slot:
@@ -582,9 +582,8 @@ class Watcher:
     def _round(self, slot: _Slot, force: bool) -> _Result:
         spec = slot.spec
         if slot.queue is None:
-            from .api import open_queue
-
-            slot.queue = open_queue(spec.location, decoder=spec.decoder, options=spec.options)
+            transport = open_transport(spec.location, spec.options)
+            slot.queue = Queue(transport, spec.decoder)
             slot.owned = True
         queue = slot.queue
         if slot.paths is None:

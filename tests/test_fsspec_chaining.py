@@ -9,8 +9,7 @@ import pytest
 from conftest import Runner, craft
 from fixtures_s3 import S3Server
 
-from spooler.plugins import resolve_spec
-from spooler.transport import open_transport
+from spooler.registry import open_transport, resolve_spec
 
 
 @pytest.mark.parametrize("location", ["simplecache::s3://b/q", "blockcache::memory://q"])

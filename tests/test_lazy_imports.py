@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import craft, make_queue, put_job
 
-from spooler.plugins import BUILTIN_PLUGINS
+from spooler.registry import BUILTIN_PLUGINS
 
 HEAVY = {"fsspec", "s3fs", "botocore", "boto3", "aiobotocore", "paramiko", "moto"}
 ROOT = Path(__file__).resolve().parents[1]

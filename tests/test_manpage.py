@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import OURS_ARGV, Runner
 
-from spooler.cli import COMMANDS
+from spooler.cli.commands import COMMANDS
 from spooler.cli.manpage import render
 
 ROOT = Path(__file__).resolve().parent.parent

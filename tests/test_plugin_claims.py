@@ -12,7 +12,7 @@ def test_third_party_claim_only_when_asked(ours: Runner, tmp_path: Path) -> None
     pkg.mkdir()
     (pkg / "__init__.py").write_text(
         "from spooler.hookspecs import hookimpl\n"
-        "from spooler.transport import TransportSpec\n"
+        "from spooler.plugin import TransportSpec\n"
         "SPEC = TransportSpec('claimer', (), 'claimer.t:Nope', 'claims everything')\n"
         "@hookimpl\n"
         "def fspl_claim_path(path):\n"

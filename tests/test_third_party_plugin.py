@@ -33,3 +33,24 @@ def test_a_broken_plugin_is_reported_not_fatal(ours: Runner, tmp_path) -> None:
     queue = tmp_path / "q"
     assert ours("queue-init", "-q", queue, env=env).returncode == 0
     assert ours("queue-ls", "-q", queue, env=env).returncode == 0
+
+
+def test_a_misspelt_hook_makes_the_plugin_broken(ours: Runner, tmp_path) -> None:
+    # pluggy's check_pending: a hookimpl no hookspec declares is refused,
+    # not silently ignored (the transport it meant to declare never appears).
+    package = tmp_path / "typo_fspl_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from spooler.plugin import TransportSpec, hookimpl\n"
+        "@hookimpl\n"
+        "def fspl_transport():\n"
+        "    return [TransportSpec('typo', ('typo',), 'x:Y')]\n"
+    )
+    dist = tmp_path / "typo_fspl_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-fspl-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[filespooler]\ntypo = typo_fspl_plugin\n")
+    listing = ours("transports", env={"PYTHONPATH": str(tmp_path)})
+    assert listing.returncode == 0
+    assert "broken plugin typo (typo-fspl-plugin)" in listing.out
+    assert "fspl_transport" in listing.out

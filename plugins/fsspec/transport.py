@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
-from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequenceState, spooled_upload
+from spooler.plugin import Capability, SequenceState
+from spooler.streams import BUFSIZE, spooled_upload
 
 if TYPE_CHECKING:
     import fsspec
@@ -96,7 +96,8 @@ class FsspecTransport(StagedTransport):
         return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     def open_job(self, name: str) -> BinaryIO:
-        return self.fs.open(self.path(name), "rb")
+        stream: BinaryIO = self.fs.open(self.path(name), "rb")
+        return stream
 
     def read_prefixes(
         self, names: Iterable[str], size: int

@@ -13,9 +13,9 @@ from typing import BinaryIO
 from spooler import log, seqfile
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, describe_os_error, no_queue
+from spooler.plugin import Capability, SequencePeek
 from spooler.seqfile import SeqFile, fsync_dir
 from spooler.streams import copy_stream_to_fd
-from spooler.transport import Capability, SequencePeek
 
 _log = log.get("spooler.local")
 _THREAD_THRESHOLD = 512
@@ -33,6 +33,9 @@ class LocalTransport(StagedTransport):
         self.root = location if path is None else path
         self.jobs_dir = os.path.join(self.root, "jobs")
         self.seq_path = os.path.join(self.root, "nextseq")
+
+    def local_directory(self) -> str:
+        return self.root
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> LocalTransport:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from spooler.hookspecs import hookimpl, provide
-from spooler.transport import TransportSpec
+from spooler.plugin import TransportSpec, hookimpl, provide
 
 REMOTE = TransportSpec(
     name="rclone",

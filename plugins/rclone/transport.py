@@ -44,9 +44,9 @@ from spooler.lease import (
     hold,
     holder,
 )
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
-from spooler.streams import raw_fd
-from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
+from spooler.streams import raw_fd, spooled_upload
 
 _log = log.get("spooler.rclone")
 PLACEHOLDER = ".fspl-keep"
@@ -145,7 +145,8 @@ class RcloneTransport(StagedTransport):
 
     def _entries(self, relative: str) -> list[dict[str, Any]]:
         out = self.run("lsjson", "--files-only", "--no-mimetype", self.path(relative))
-        return json.loads(out or b"[]")
+        entries: list[dict[str, Any]] = json.loads(out or b"[]")
+        return entries
 
     def exists(self, relative: str) -> bool:
         try:
@@ -240,7 +241,11 @@ class RcloneTransport(StagedTransport):
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
         target = self.path(f"jobs/{name}")
-        return spooled_upload(lambda spool: self.run("rcat", target, stdin=spool.fileno()))
+
+        def upload(spool: BinaryIO) -> None:
+            self.run("rcat", target, stdin=spool.fileno())
+
+        return spooled_upload(upload)
 
     # -- structure and sequence -------------------------------------------------
     def init(self, append_only: bool = False) -> None:

@@ -71,7 +71,8 @@ def _server_age(reply: Mapping[str, Any]) -> float | None:
     if modified is None or not date:
         return None
     try:
-        return (parsedate_to_datetime(date) - modified).total_seconds()
+        age: float = (parsedate_to_datetime(date) - modified).total_seconds()
+        return age
     except (TypeError, ValueError):
         return None
 

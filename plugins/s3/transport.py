@@ -37,8 +37,8 @@ from spooler import log
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.ids import new_job_name
 from spooler.lease import DEFAULT_TTL, hold, holder
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.progress import Progress
-from spooler.transport import Capability, SequencePeek, SequenceState
 
 if TYPE_CHECKING:
     import s3fs
@@ -104,7 +104,7 @@ class S3Transport(FsspecTransport):
         return transport
 
     @cached_property
-    def fs(self) -> s3fs.S3FileSystem:  # type: ignore[override]
+    def fs(self) -> s3fs.S3FileSystem:
         """s3fs, for listing and reading (created on first use: delivery
         does without it)."""
         import s3fs
@@ -137,7 +137,10 @@ class S3Transport(FsspecTransport):
         def get(**kwargs: Any) -> dict[str, Any]:
             with client_errors(self.location, "get_object"):
                 try:
-                    return self.client.get_object(Bucket=self.bucket, Key=key, **extras, **kwargs)
+                    reply: dict[str, Any] = self.client.get_object(
+                        Bucket=self.bucket, Key=key, **extras, **kwargs
+                    )
+                    return reply
                 except ClientError as exc:
                     code = exc.response.get("Error", {}).get("Code")
                     if code in ("NoSuchKey", "404"):
@@ -155,7 +158,8 @@ class S3Transport(FsspecTransport):
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call the S3 API; turn transport failures into one-line errors."""
         with self._errors(method):
-            return self.fs.call_s3(method, Bucket=self.bucket, **kwargs)
+            reply: dict[str, Any] = self.fs.call_s3(method, Bucket=self.bucket, **kwargs)
+            return reply
 
     @contextmanager
     def _errors(self, method: str) -> Iterator[None]:

@@ -100,7 +100,10 @@ class Uploader:
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         with client_errors(self.where, method):
-            return getattr(self.client, method)(Bucket=self.bucket, **self.extras, **kwargs)
+            reply: dict[str, Any] = getattr(self.client, method)(
+                Bucket=self.bucket, **self.extras, **kwargs
+            )
+            return reply
 
     def upload(self, key: str, source: BinaryIO, sent: Callable[[int], None]) -> None:
         """Store ``source`` under ``key`` unless the key exists (FileExistsError)."""

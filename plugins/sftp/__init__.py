@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from spooler.hookspecs import provide
-from spooler.transport import TransportSpec
+from spooler.plugin import TransportSpec, provide
 
 # paramiko 2.x names ciphers that current cryptography releases keep only
 # with a warning, printed when paramiko is imported: not for fspl's stderr.

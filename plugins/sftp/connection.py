@@ -57,7 +57,9 @@ class _RecordNewHost(paramiko.MissingHostKeyPolicy):
         self.path = path
         self.hashed = hashed
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey):
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         name = paramiko.HostKeys.hash_host(hostname) if self.hashed else hostname
         with open(self.path, "a") as fh:

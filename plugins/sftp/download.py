@@ -11,6 +11,7 @@ window, and the time is within a few percent of OpenSSH's ``sftp get``.
 from __future__ import annotations
 
 from collections import deque
+from importlib import import_module
 from typing import Any
 
 import paramiko
@@ -19,7 +20,7 @@ from paramiko.sftp import CMD_READ, CMD_STATUS
 try:  # paramiko 3: offsets are marked as 64-bit by this wrapper type
     from paramiko.sftp import int64
 except ImportError:  # paramiko 2.x (Debian 12): its py3compat ``long`` does the same
-    from paramiko.py3compat import long as int64  # type: ignore[no-redef]
+    int64 = import_module("paramiko.py3compat").long
 
 #: OpenSSH's sftp-server answers at most this many bytes per read request.
 CHUNK = 261_120
@@ -76,7 +77,8 @@ class PipelinedReader:
                 return None
             return kind, msg
         try:
-            return self._sftp._read_response(num)
+            answer: tuple[int, Any] = self._sftp._read_response(num)
+            return answer
         except EOFError:
             return None
 

@@ -33,9 +33,9 @@ from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.lease import DEFAULT_TTL, hold, holder
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
-from spooler.streams import BUFSIZE
-from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
+from spooler.streams import BUFSIZE, spooled_upload
 
 from .connection import connect, describe
 from .download import PipelinedReader
@@ -89,7 +89,7 @@ class SFTPTransport(StagedTransport):
         # A large window keeps writes pipelined over the whole round trip.
         sftp = paramiko.SFTPClient.from_transport(self.ssh, window_size=window)
         assert sftp is not None
-        sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
+        sftp.get_channel().settimeout(self.timeout)
         return sftp
 
     # -- connecting ---------------------------------------------------------
@@ -145,7 +145,8 @@ class SFTPTransport(StagedTransport):
     def list_names(self) -> list[str]:
         with self._remote("listing jobs"):
             try:
-                return self.sftp.listdir(self.jobs)
+                names: list[str] = self.sftp.listdir(self.jobs)
+                return names
             except FileNotFoundError as exc:
                 raise no_queue(self.location, describe(exc)) from None
             except OSError as exc:
@@ -281,7 +282,7 @@ class SFTPTransport(StagedTransport):
         return SFTPLockStore(self._session(), self._meta(LOCK_NAME))
 
     @contextmanager
-    def lock_sequence(self) -> Iterator[SequenceState]:  # type: ignore[override]
+    def lock_sequence(self) -> Iterator[SequenceState]:
         if self.is_append_only():
             raise append_only(self.location)
         with (

@@ -19,34 +19,6 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-#: name → (module, short help).  The module defines a click command ``cmd``.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("prepare", "Prepare a command packet and write it to stdout"),
-    "prepare-nop": ("prepare", "Prepare a packet that always succeeds (NOP)"),
-    "prepare-fail": ("prepare", "Prepare a packet that always fails"),
-    "prepare-get-next": ("prepare", "Print the sender's next sequence number"),
-    "prepare-set-next": ("prepare", "Set the sender's next sequence number"),
-    "queue-init": ("queue_admin", "Create a queue"),
-    "queue-write": ("queue_admin", "Write a packet from stdin into a queue"),
-    "queue-get-next": ("queue_admin", "Print the queue's next sequence number"),
-    "queue-set-next": ("queue_admin", "Set the queue's next sequence number"),
-    "queue-ls": ("inspect", "List the jobs in a queue"),
-    "queue-info": ("inspect", "Show a queued job's environment"),
-    "queue-payload": ("inspect", "Write a queued job's payload to stdout"),
-    "queue-status": ("inspect", "Diagnose a queue: next seq, present, missing, stale"),
-    "queue-move": ("transfer", "Move jobs between two queues, on any transports"),
-    "queue-process": ("process", "Process the jobs in a queue"),
-    "serve": ("serve", "Watch and process many queues, as a TOML file says"),
-    "stdin-info": ("stdin", "Show the environment of the packet on stdin"),
-    "stdin-payload": ("stdin", "Write the payload of the packet on stdin to stdout"),
-    "stdin-process": ("process", "Process the one packet on stdin"),
-    "gen-uuid": ("misc", "Print a random (version 4) UUID"),
-    "gen-filename": ("misc", "Print a fresh fspl-UUID.fspl job file name"),
-    "show-license": ("misc", "Show the license"),
-    "transports": ("transports", "List the registered transports and their capabilities"),
-    "help": ("misc", "Show help for fspl or for one command"),
-}
-
 
 def _fast_path(args: Sequence[str]) -> int | None:
     """Answer argument-free commands without importing click."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from importlib import import_module
 
 import click
 
 from .. import __version__, log
 from ..errors import SpoolError, describe_os_error
-from . import COMMANDS
+from .commands import COMMANDS, load
 from .options import CONTEXT
 
 #: Set by the shell completion scripts (``_FSPL_COMPLETE=bash_source fspl``).
@@ -23,12 +22,8 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        entry = COMMANDS.get(name)
-        if entry is None:
-            return None
-        module = import_module(f"{__package__}.{entry[0]}")
-        return module.COMMANDS[name]
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load(cmd_name) if cmd_name in COMMANDS else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from the table so that --help imports no command.

@@ -7,10 +7,8 @@ from ..queue import Job, Queue
 from ..streams import copy_fd
 from . import options
 
-COMMANDS, command = options.registry()
 
-
-@command("queue-ls")
+@options.command("queue-ls")
 @options.queuedir
 @options.decoder
 def queue_ls(queuedir: str, decoder: str | None) -> None:
@@ -28,7 +26,7 @@ def _find(queuedir: str, job: str, decoder: str | None) -> tuple[Queue, Job]:
     return queue, queue.find(options.parse_id(job))
 
 
-@command("queue-info")
+@options.command("queue-info")
 @options.queuedir
 @options.job_id
 @options.decoder
@@ -38,7 +36,7 @@ def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
     options.emit(render_info(job_environment(found.meta, queue.job_ref(found.name))))
 
 
-@command("queue-payload")
+@options.command("queue-payload")
 @options.queuedir
 @options.job_id
 @options.decoder
@@ -49,7 +47,7 @@ def queue_payload(queuedir: str, job: str, decoder: str | None) -> None:
         copy_fd(source.fd, 1)
 
 
-@command("queue-status")
+@options.command("queue-status")
 @options.queuedir
 @options.decoder
 def queue_status(queuedir: str, decoder: str | None) -> None:

@@ -15,7 +15,7 @@ import sys
 import click
 
 from .. import __version__
-from . import COMMANDS
+from .commands import COMMANDS, load
 
 HEAD = f""".\\" -*- coding: UTF-8 -*-
 .TH FSPL 1 "" "filespooler {__version__}" "User Commands"
@@ -130,17 +130,13 @@ def _command(name: str, cmd: click.Command) -> str:
 
 def render() -> str:
     """The whole page, as roff."""
-    from importlib import import_module
-
     from .app import cli
 
     out = [HEAD, ".SH GLOBAL OPTIONS\n"]
     out += [_option(p) for p in cli.params if isinstance(p, click.Option)]
     out.append(_option(click.Option(["-h", "--help"], is_flag=True, help="Show help and exit")))
     out.append(".SH COMMANDS\n")
-    for name, (module, _short) in COMMANDS.items():
-        cmd = import_module(f"{__package__}.{module}").COMMANDS[name]
-        out.append(_command(name, cmd))
+    out += [_command(name, load(name)) for name in COMMANDS]
     out.append(TAIL)
     return "".join(out)
 

@@ -7,22 +7,20 @@ import click
 from ..ids import new_job_name, uuid4_text
 from . import options
 
-COMMANDS, command = options.registry()
 
-
-@command("gen-uuid")
+@options.command("gen-uuid")
 def gen_uuid() -> None:
     """Print a random (version 4) UUID."""
     options.emit(uuid4_text() + "\n")
 
 
-@command("gen-filename")
+@options.command("gen-filename")
 def gen_filename() -> None:
     """Print a fresh job file name, fspl-UUID.fspl."""
     options.emit(new_job_name() + "\n")
 
 
-@command("help")
+@options.command("help")
 @click.argument("name", required=False, metavar="COMMAND")
 @click.pass_context
 def help_(ctx: click.Context, name: str | None) -> None:
@@ -40,7 +38,7 @@ def help_(ctx: click.Context, name: str | None) -> None:
         options.emit(sub.get_help(sub_ctx) + "\n")
 
 
-@command("show-license")
+@options.command("show-license")
 def show_license() -> None:
     """Show the license (MIT)."""
     from importlib.resources import files

@@ -43,7 +43,7 @@ class ParamsCommand(click.Command):
         return [*super().collect_usage_pieces(ctx), "[-- PARAMS...]"]
 
 
-class CompletedPath(click.ParamType):
+class CompletedPath(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
     """A path or URL kept exactly as given (the command reports a bad one in
     its own words), which shells complete as a file or directory name."""
 
@@ -63,20 +63,15 @@ class CompletedPath(click.ParamType):
         return [CompletionItem(incomplete, type=self.kind)]
 
 
-def registry() -> tuple[dict[str, click.Command], Callable[..., Callable[[F], click.Command]]]:
-    """A per-module command table and the decorator that fills it."""
-    table: dict[str, click.Command] = {}
+def command(name: str, params: bool = False, **kwargs: Any) -> Callable[[F], click.Command]:
+    """Make a function the click command ``name`` (listed in :mod:`.commands`);
+    ``params=True`` gives it the reference's ``-- PARAMS`` tail."""
 
-    def command(name: str, params: bool = False, **kwargs: Any) -> Callable[[F], click.Command]:
-        def wrap(fn: F) -> click.Command:
-            cls = ParamsCommand if params else click.Command
-            cmd = click.command(name, cls=cls, context_settings=CONTEXT, **kwargs)(fn)
-            table[name] = cmd
-            return cmd
+    def wrap(fn: F) -> click.Command:
+        cls = ParamsCommand if params else click.Command
+        return click.command(name, cls=cls, context_settings=CONTEXT, **kwargs)(fn)
 
-        return wrap
-
-    return table, command
+    return wrap
 
 
 def parse_pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -152,7 +147,7 @@ def emit(data: bytes | str) -> None:
     write_all(1, data.encode() if isinstance(data, str) else data)
 
 
-class U64(click.ParamType):
+class U64(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
     """An unsigned 64-bit integer as the reference reads one: ``+`` and digits only."""
 
     name = "integer"

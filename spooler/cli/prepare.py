@@ -14,10 +14,8 @@ from ..api import header, write_packet
 from ..packet import Special
 from . import options
 
-COMMANDS, command = options.registry()
 
-
-@command("prepare", params=True)
+@options.command("prepare", params=True)
 @options.seqfile
 @click.option(
     "-i",
@@ -45,21 +43,21 @@ def prepare(seqfile: str, input_: str | None, params: tuple[bytes, ...]) -> None
         write_packet(1, header(command_body(params), seqfile_path=seqfile), payload)
 
 
-@command("prepare-nop")
+@options.command("prepare-nop")
 @options.seqfile
 def prepare_nop(seqfile: str) -> None:
     """Write a NOP packet (always succeeds, runs nothing) to stdout."""
     write_packet(1, header(Special.NOP, seqfile_path=seqfile))
 
 
-@command("prepare-fail")
+@options.command("prepare-fail")
 @options.seqfile
 def prepare_fail(seqfile: str) -> None:
     """Write a Fail packet (always fails, runs nothing) to stdout."""
     write_packet(1, header(Special.FAIL, seqfile_path=seqfile))
 
 
-@command("prepare-get-next")
+@options.command("prepare-get-next")
 @options.seqfile
 def prepare_get_next(seqfile: str) -> None:
     """Print the sequence number the next prepare will use."""
@@ -69,7 +67,7 @@ def prepare_get_next(seqfile: str) -> None:
     options.emit(f"{value}\n")
 
 
-@command("prepare-set-next")
+@options.command("prepare-set-next")
 @options.seqfile
 @options.seq_id
 def prepare_set_next(seqfile: str, id: str) -> None:

@@ -16,8 +16,6 @@ from ..queue import OnError, Order, ProcessConfig, Runner
 from . import options
 from .stdin import read_stdin_header
 
-COMMANDS, command = options.registry()
-
 
 def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options queue-process and stdin-process share."""
@@ -51,7 +49,7 @@ def _runner_options(command_: str, params: tuple[bytes, ...], **kw: Any) -> RunO
     )
 
 
-class Seconds(click.ParamType):
+class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
     """A positive number of seconds, at most a day (fractions allowed)."""
 
     name = "seconds"
@@ -70,12 +68,12 @@ class Seconds(click.ParamType):
         self.fail(f"{value!r} is not a number of seconds above 0 and at most 86400", param, ctx)
 
 
-def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> click.Choice:
+def _choice(enum_type: type[Order] | type[OnError] | None, *values: str) -> click.Choice:  # type: ignore[type-arg]
     names = [m.value for m in enum_type] if enum_type is not None else list(values)
     return click.Choice(names, case_sensitive=False)
 
 
-@command("queue-process", params=True)
+@options.command("queue-process", params=True)
 @options.queuedir
 @options.decoder
 @click.option(
@@ -168,7 +166,7 @@ def _watch(
         raise KeyboardInterrupt  # stopped by SIGINT: status 130, as an interrupted fspl
 
 
-@command("stdin-process", params=True)
+@options.command("stdin-process", params=True)
 @_run_options
 def stdin_process(command_: str, params: tuple[bytes, ...], **run: Any) -> None:
     """Run COMMAND for the one packet on stdin (its payload is the rest of stdin)."""

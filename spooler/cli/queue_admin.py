@@ -8,10 +8,8 @@ import click
 
 from . import options
 
-COMMANDS, command = options.registry()
 
-
-@command("queue-init")
+@options.command("queue-init")
 @options.queuedir
 @click.option(
     "--append-only",
@@ -23,7 +21,7 @@ def queue_init(queuedir: str, append_only: bool) -> None:
     options.open_queue(queuedir).transport.init(append_only)
 
 
-@command("queue-write")
+@options.command("queue-write")
 @options.queuedir
 def queue_write(queuedir: str) -> None:
     """Store the packet on stdin as a new job, safely.
@@ -36,7 +34,7 @@ def queue_write(queuedir: str) -> None:
         queue.transport.deliver(stdin)
 
 
-@command("queue-get-next")
+@options.command("queue-get-next")
 @options.queuedir
 def queue_get_next(queuedir: str) -> None:
     """Print the queue's next sequence number (takes the queue lock)."""
@@ -45,7 +43,7 @@ def queue_get_next(queuedir: str) -> None:
     options.emit(f"{value}\n")
 
 
-@command("queue-set-next")
+@options.command("queue-set-next")
 @options.queuedir
 @options.seq_id
 def queue_set_next(queuedir: str, id: str) -> None:

@@ -6,10 +6,8 @@ import click
 
 from . import options
 
-COMMANDS, command = options.registry()
 
-
-@command("serve")
+@options.command("serve")
 @click.argument("config", metavar="CONFIG")
 @click.option("--check", is_flag=True, help="Validate CONFIG, print the resolved queues, exit")
 def serve(config: str, check: bool) -> None:

@@ -9,21 +9,19 @@ from ..packet import Header, read_header
 from ..streams import copy_fd
 from . import options
 
-COMMANDS, command = options.registry()
-
 
 def read_stdin_header() -> Header:
     """Read exactly the header from fd 0, leaving it at the payload."""
     return read_header(lambda size: os.read(0, size))
 
 
-@command("stdin-info")
+@options.command("stdin-info")
 def stdin_info() -> None:
     """Print the environment of the packet on stdin (reads only its header)."""
     options.emit(render_info(job_environment(read_stdin_header().meta)))
 
 
-@command("stdin-payload")
+@options.command("stdin-payload")
 def stdin_payload() -> None:
     """Write the payload of the packet on stdin to stdout."""
     read_stdin_header()

@@ -8,10 +8,8 @@ from ..move import move_jobs
 from ..queue import Order
 from . import options
 
-COMMANDS, command = options.registry()
 
-
-@command("queue-move")
+@options.command("queue-move")
 @click.argument("src", metavar="SRC")
 @click.argument("dst", metavar="DST")
 @options.decoder

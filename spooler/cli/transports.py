@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from ..errors import SpoolError
-from ..plugins import registry
-from ..transport import TransportSpec
+from ..registry import load_class, registry
+from ..spec import TransportSpec
 from . import options
-
-COMMANDS, command = options.registry()
 
 
 def describe(spec: TransportSpec) -> tuple[str, str]:
     """(status, capabilities) of a transport; importing it is the only real check."""
     try:
-        cls = spec.load()
+        cls = load_class(spec)
     except SpoolError as exc:
         return "unavailable", str(exc)
     return "ok", ", ".join(sorted(cls.capabilities)) or "-"
 
 
-@command("transports")
+@options.command("transports")
 def transports() -> None:
     """List the registered transports: URL schemes, origin, status, capabilities.
 

@@ -15,7 +15,8 @@ import pytest
 
 from ..api import header
 from ..packet import Command
-from ..transport import Transport, is_job_name, open_transport
+from ..registry import open_transport
+from ..transport import Transport, is_job_name
 
 #: A factory of new transports (new connections) to the queue under test.
 Connect = Callable[[], Transport]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import threading
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 
@@ -121,7 +121,7 @@ class DeliveryTests(TransportFixtures):
 
     def test_failed_delivery_leaves_no_job(self, transport: Transport) -> None:
         with pytest.raises((OSError, SpoolError), match="simulated"):
-            transport.deliver(FailingStream(build_packet(1, b"x" * 300_000)))
+            transport.deliver(cast(BinaryIO, FailingStream(build_packet(1, b"x" * 300_000))))
         assert jobs(transport) == []
         name = transport.deliver(io.BytesIO(build_packet(2)))  # the queue still works
         assert jobs(transport) == [name]
@@ -130,7 +130,9 @@ class DeliveryTests(TransportFixtures):
         gate = threading.Event()
         stream = gated(build_packet(1, b"y" * 200_000), gate)
         result: list[str] = []
-        worker = threading.Thread(target=lambda: result.append(transport.deliver(stream)))
+        worker = threading.Thread(
+            target=lambda: result.append(transport.deliver(cast(BinaryIO, stream)))
+        )
         worker.start()
         try:
             assert stream.reached_gate.wait(30)
@@ -154,7 +156,7 @@ class DeliveryTests(TransportFixtures):
 
         def deliver(index: int) -> None:
             try:
-                outcomes[index] = transport.deliver(streams[index], name=name)
+                outcomes[index] = transport.deliver(cast(BinaryIO, streams[index]), name=name)
             except BaseException as exc:  # judged below, in the main thread
                 outcomes[index] = exc
 
@@ -162,8 +164,8 @@ class DeliveryTests(TransportFixtures):
         for worker in workers:
             worker.start()
         try:
-            for stream in streams:
-                assert stream.reached_gate.wait(30), "a delivery never started streaming"
+            for gated_stream in streams:
+                assert gated_stream.reached_gate.wait(30), "a delivery never started streaming"
         finally:
             gate.set()
             for worker in workers:
@@ -172,5 +174,5 @@ class DeliveryTests(TransportFixtures):
         losers = [o for o in outcomes.values() if isinstance(o, FileExistsError)]
         assert len(winners) == 1 and len(losers) == 1, outcomes
         assert jobs(transport) == [name]
-        with transport.open_job(name) as stream:
-            assert read_all(stream) == packets[winners[0]]
+        with transport.open_job(name) as job:
+            assert read_all(job) == packets[winners[0]]

@@ -3,6 +3,7 @@ waiting until the server listens on it (or fail with why, not hang)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -12,7 +13,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -25,6 +27,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
                 return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                name = process.args[0] if isinstance(process.args, list) else process.args
+                args = process.args
+                name = os.fsdecode(args[0] if isinstance(args, (list, tuple)) else args)  # type: ignore[arg-type]
                 raise RuntimeError(f"{name} did not start listening on port {port}") from None
             time.sleep(0.1)

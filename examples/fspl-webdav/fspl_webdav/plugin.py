@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from spooler.hookspecs import provide
-from spooler.transport import TransportSpec
+from spooler.plugin import TransportSpec, provide
 
 fspl_transports = provide(
     TransportSpec(

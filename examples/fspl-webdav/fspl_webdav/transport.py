@@ -27,8 +27,9 @@ from urllib.parse import quote, unquote, urlsplit
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.lease import DEFAULT_TTL, Conflict, LeaseStore, LockCopy, hold, holder
+from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
-from spooler.transport import Capability, SequencePeek, SequenceState, spooled_upload
+from spooler.streams import spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
 SEQ_NAME = "nextseq"
@@ -122,7 +123,7 @@ class WebDAVTransport(StagedTransport):
             conn = self._local.conn = self._connection()
         return conn
 
-    def _expect(self, response: http.client.HTTPResponse, what: str, *ok: int) -> None:
+    def expect(self, response: http.client.HTTPResponse, what: str, *ok: int) -> None:
         if response.status == 404:
             raise FileNotFoundError(what)
         if response.status not in ok:
@@ -134,7 +135,7 @@ class WebDAVTransport(StagedTransport):
         body = response.read()
         if response.status == 404:
             raise SpoolError(f'Reading queue directory "{self.location}/jobs": not found')
-        self._expect(response, "PROPFIND jobs/", 207)
+        self.expect(response, "PROPFIND jobs/", 207)
         own = self._url_path("jobs/").rstrip("/")
         names = []
         for href in ET.fromstring(body).iter("{DAV:}href"):
@@ -147,8 +148,8 @@ class WebDAVTransport(StagedTransport):
         response = self.request("GET", f"jobs/{name}", stream=True)
         if response.status != 200:
             response.read()
-            self._expect(response, f"GET jobs/{name}", 200)
-        return response  # type: ignore[return-value]
+            self.expect(response, f"GET jobs/{name}", 200)
+        return response
 
     def read_prefixes(
         self, names: Iterable[str], size: int
@@ -172,7 +173,7 @@ class WebDAVTransport(StagedTransport):
     def write_staged(self, temp: str, source: BinaryIO, progress: Callable[[int], None]) -> None:
         if self.request("PROPFIND", "jobs/", headers={"Depth": "0"}).status == 404:
             raise no_queue(self.location)
-        self._expect(self.request("PUT", f"jobs/{temp}", body=source), f"PUT {temp}", 200, 201, 204)
+        self.expect(self.request("PUT", f"jobs/{temp}", body=source), f"PUT {temp}", 200, 201, 204)
 
     def publish(self, temp: str, final: str) -> None:
         """``MOVE`` with ``Overwrite: F``: the server refuses to replace (412)."""
@@ -183,7 +184,7 @@ class WebDAVTransport(StagedTransport):
         )
         if moved.status == 412:
             raise FileExistsError(final)
-        self._expect(moved, f"MOVE {temp}", 201, 204)
+        self.expect(moved, f"MOVE {temp}", 201, 204)
 
     def discard(self, temp: str) -> None:
         try:
@@ -192,12 +193,12 @@ class WebDAVTransport(StagedTransport):
             pass
 
     def delete(self, name: str) -> None:
-        self._expect(self.request("DELETE", f"jobs/{name}"), f"DELETE jobs/{name}", 200, 204)
+        self.expect(self.request("DELETE", f"jobs/{name}"), f"DELETE jobs/{name}", 200, 204)
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
         def upload(spool: BinaryIO) -> None:
             reply = self.request("PUT", f"jobs/{name}", body=spool)
-            self._expect(reply, f"PUT jobs/{name}", 200, 201, 204)
+            self.expect(reply, f"PUT jobs/{name}", 200, 201, 204)
 
         return spooled_upload(upload)
 
@@ -206,10 +207,10 @@ class WebDAVTransport(StagedTransport):
         created = self.request("MKCOL", "")
         if created.status == 405:
             raise SpoolError(f'Queue "{self.location}" already exists')
-        self._expect(created, "MKCOL", 201)
-        self._expect(self.request("MKCOL", "jobs/"), "MKCOL jobs/", 201)
+        self.expect(created, "MKCOL", 201)
+        self.expect(self.request("MKCOL", "jobs/"), "MKCOL jobs/", 201)
         if not append_only:
-            self._expect(self.request("PUT", SEQ_NAME, body=b"1\n"), "PUT nextseq", 201, 204)
+            self.expect(self.request("PUT", SEQ_NAME, body=b"1\n"), "PUT nextseq", 201, 204)
 
     def is_append_only(self) -> bool:
         if self.request("HEAD", SEQ_NAME).status != 404:
@@ -235,16 +236,16 @@ class WebDAVTransport(StagedTransport):
     def _read_seq(self) -> int:
         response = self.request("GET", SEQ_NAME, stream=True)
         body = response.read()
-        self._expect(response, "GET nextseq", 200)
+        self.expect(response, "GET nextseq", 200)
         return parse_seq(body.decode("ascii", "replace"), self.location)
 
     def _write_seq(self, value: int) -> None:
         temp = f"{SEQ_NAME}.temp"
-        self._expect(self.request("PUT", temp, body=b"%d\n" % value), "PUT", 201, 204)
+        self.expect(self.request("PUT", temp, body=b"%d\n" % value), "PUT", 201, 204)
         moved = self.request(
             "MOVE", temp, headers={"Destination": self._url_path(SEQ_NAME), "Overwrite": "T"}
         )
-        self._expect(moved, "MOVE nextseq", 201, 204)
+        self.expect(moved, "MOVE nextseq", 201, 204)
 
 
 class DAVLockStore(LeaseStore):
@@ -260,7 +261,7 @@ class DAVLockStore(LeaseStore):
         reply = self.t.request("PUT", LOCK_NAME, body=body, headers={"If-None-Match": "*"})
         if reply.status == 412:
             raise FileExistsError(LOCK_NAME)
-        self.t._expect(reply, "PUT lock", 200, 201, 204)
+        self.t.expect(reply, "PUT lock", 200, 201, 204)
         return reply.getheader("ETag") or ""
 
     def read(self) -> LockCopy | None:
@@ -268,14 +269,14 @@ class DAVLockStore(LeaseStore):
         body = response.read()
         if response.status == 404:
             return None
-        self.t._expect(response, "GET lock", 200)
+        self.t.expect(response, "GET lock", 200)
         return LockCopy(body, response.getheader("ETag") or "", _server_age(response))
 
     def _conditional(self, method: str, version: str, body: bytes | None = None) -> str:
         reply = self.t.request(method, LOCK_NAME, body=body, headers={"If-Match": version})
         if reply.status == 412:
             raise Conflict(LOCK_NAME)
-        self.t._expect(reply, f"{method} lock", 200, 201, 204)
+        self.t.expect(reply, f"{method} lock", 200, 201, 204)
         return reply.getheader("ETag") or ""
 
     def replace(self, body: bytes, version: str) -> str:

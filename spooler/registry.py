@@ -1,26 +1,33 @@
-"""The plugin manager: built-in transports first, then entry points, lazily.
+"""The transport registry: from a ``-q`` value to a Transport instance.
 
-Built-in transports are ordinary plugins registered through the
-``filespooler`` entry-point group, exactly like third-party ones.  Scanning
-entry points means reading the metadata of every installed distribution,
-which is slow, so the built-ins are registered from :data:`BUILTIN_PLUGINS`
-(a mirror of our own entry-point table, checked by a test) and the scan runs
-only when a location uses a scheme no built-in knows, or when every
-transport is listed.  A third-party plugin that fails to import is recorded
-in :attr:`Registry.broken` and reported, never fatal to other commands.
+As in fsspec's registry, each scheme maps to a ``"module:Class"`` string that
+is imported on first use, with an install hint when the library behind it is
+missing.  The specs come from plugins through the ``fspl_transports`` hook:
+the built-ins are ordinary plugins registered through the ``filespooler``
+entry-point group, exactly like third-party ones.  Scanning entry points
+means reading the metadata of every installed distribution, which is slow,
+so the built-ins are registered from :data:`BUILTIN_PLUGINS` (a mirror of our
+own entry-point table, checked by a test) and the scan runs only when a
+location uses a scheme no built-in knows, or when every transport is listed.
+A third-party plugin that fails to import (or implements a hook we do not
+define) is recorded in :attr:`Registry.broken` and reported, never fatal to
+other commands.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import replace
 from importlib import import_module
 
 import pluggy
 
 from . import hookspecs, log
-from .errors import SpoolError
-from .transport import TransportSpec, split_scheme
+from .errors import SpoolError, TransportUnavailable
+from .spec import TransportSpec
+from .transport import Transport
 
 ENTRY_POINT_GROUP = "filespooler"
 #: Module paths of the built-in plugins; mirrors ``[project.entry-points]``.
@@ -34,7 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 LOCAL_SCHEME = "file"
 WILDCARD = "*"
 
-_log = log.get("spooler.plugins")
+_log = log.get("spooler.registry")
 
 
 class Registry:
@@ -54,9 +61,16 @@ class Registry:
         if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
             return
         self.pm.register(plugin, name=name)
-        impl = getattr(plugin, "fspl_transports", None)
-        for spec in impl() if impl else ():
-            self._add(replace(spec, origin=origin))
+        try:
+            self.pm.check_pending()  # a misspelt hook is an error, not ignored
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
+            declared = self.pm.subset_hook_caller("fspl_transports", others)()
+        except BaseException:
+            self.pm.unregister(plugin)
+            raise
+        for specs in declared:
+            for spec in specs:
+                self._add(replace(spec, origin=origin))
 
     def _add(self, spec: TransportSpec) -> None:
         self._specs.append(spec)
@@ -95,7 +109,8 @@ class Registry:
         return list(self._specs)
 
     def claim_path(self, path: str) -> TransportSpec | None:
-        return self.pm.hook.fspl_claim_path(path=path)
+        claimed: TransportSpec | None = self.pm.hook.fspl_claim_path(path=path)
+        return claimed
 
 
 _registry: Registry | None = None
@@ -143,3 +158,41 @@ def resolve_spec(location: str) -> TransportSpec:
     if local is None:  # pragma: no cover - the local plugin ships with us
         raise SpoolError("The local transport is not registered")
     return local
+
+
+def load_class(spec: TransportSpec) -> type[Transport]:
+    """Import the transport class of ``spec``, with an actionable error if missing."""
+    module_name, _, attr = spec.factory.partition(":")
+    try:
+        module = import_module(module_name)
+    except ImportError as exc:
+        hint = f"; install it with: pip install '{spec.install_hint}'" if spec.install_hint else ""
+        raise TransportUnavailable(
+            f"The {spec.name} transport is not available ({exc}){hint}"
+        ) from None
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Transport)):
+        raise TransportUnavailable(f"{spec.factory} is not a Transport class")
+    return cls
+
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+
+
+def split_scheme(location: str) -> tuple[str | None, bool]:
+    """Return ``(scheme, has_slashes)`` of ``location``, or ``(None, False)``.
+
+    ``s3://b/q`` → ``("s3", True)``; ``rclone:remote:path`` →
+    ``("rclone", False)``; ``/srv/q`` and ``queue`` → ``(None, False)``.
+    Whether an opaque ``name:`` prefix is a scheme is decided by the
+    resolver (only registered schemes count), so ``foo:bar`` stays a path.
+    """
+    match = _URL.match(location)
+    if match is None:
+        return None, False
+    return match.group(1).lower(), bool(match.group(2))
+
+
+def open_transport(location: str, options: Mapping[str, str] | None = None) -> Transport:
+    """Resolve a ``-q`` value (path or URL) to a Transport instance."""
+    return load_class(resolve_spec(location)).from_url(location, dict(options or {}))
