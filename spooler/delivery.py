@@ -72,6 +72,7 @@ class StagedTransport(Transport):
         try:
             with _interrupts_at(report) if self.defer_interrupts else nullcontext(report) as step:
                 self.write_staged(temp, source, step)
+                step(0)  # a Ctrl-C held during the last read stops here, unpublished
                 self.publish(temp, final)
         except BaseException:
             self.discard(temp)

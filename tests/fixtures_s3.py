@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,8 +34,9 @@ class S3Server:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """moto's S3 server on a free loopback port, with credentials in the env."""
+def moto_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, started once per session.
+    It changes no environment: :func:`s3_server` does, per test."""
     pytest.importorskip("moto.server", reason="moto[s3,server] is not installed")
     from moto.server import ThreadedMotoServer
 
@@ -49,20 +49,22 @@ def s3_server() -> Iterator[S3Server]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
     }
-    saved = {k: os.environ.get(k) for k in [*env, "AWS_CA_BUNDLE", "AWS_PROFILE"]}
-    os.environ.update(env)
-    # This machine points AWS_CA_BUNDLE at a bundle; the plain-http server needs none.
-    os.environ.pop("AWS_CA_BUNDLE", None)
-    os.environ.pop("AWS_PROFILE", None)
     try:
         yield S3Server(env["AWS_ENDPOINT_URL"], env)
     finally:
         server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_server(moto_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The moto server, with its credentials and endpoint in the environment
+    for this test only (in-process clients and ``fspl`` subprocesses alike)."""
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    # This machine points AWS_CA_BUNDLE at a bundle; the plain-http server needs none.
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server
 
 
 @pytest.fixture

@@ -15,7 +15,13 @@ from spooler_plugins.rclone.mounted import RcloneMountTransport
 
 from spooler.api import open_queue, process
 from spooler.errors import LockError
-from spooler.testing import TransportSuite, build_packet
+from spooler.testing import (
+    DeliveryTests,
+    ReadingTests,
+    SequenceTests,
+    TransportSuite,
+    build_packet,
+)
 from spooler.testing.base import read_all
 
 FAST_LOCK = {"lock_settle": "0.1"}
@@ -35,7 +41,14 @@ class TestRcloneLocal(TransportSuite):
         return rclone_local
 
 
-class TestRcloneSFTP(TransportSuite):
+class RcloneBackendTests(DeliveryTests, ReadingTests, SequenceTests):
+    """The areas that depend on the remote's backend (how rclone stores,
+    renames, reads and locks there), for the remotes other than local;
+    processing and the CLI go through the same transport methods, and run
+    once, on the local remote."""
+
+
+class TestRcloneSFTP(RcloneBackendTests):
     @pytest.fixture
     def queue_location(self, rclone_sftp: dict[str, str], tmp_path: Path) -> str:
         return f"rclone:sshr:{tmp_path}/q"
@@ -44,12 +57,8 @@ class TestRcloneSFTP(TransportSuite):
     def transport_options(self) -> dict[str, str]:
         return FAST_LOCK
 
-    @pytest.fixture
-    def cli_env(self, rclone_sftp: dict[str, str]) -> dict[str, str]:
-        return rclone_sftp
 
-
-class TestRcloneS3(TransportSuite):
+class TestRcloneS3(RcloneBackendTests):
     @pytest.fixture
     def queue_location(self, rclone_s3: dict[str, str], bucket: str) -> str:
         return f"rclone:s3r:{bucket}/q"
@@ -57,10 +66,6 @@ class TestRcloneS3(TransportSuite):
     @pytest.fixture
     def transport_options(self) -> dict[str, str]:
         return FAST_LOCK
-
-    @pytest.fixture
-    def cli_env(self, rclone_s3: dict[str, str]) -> dict[str, str]:
-        return rclone_s3
 
 
 def test_commands_and_reference_interop(

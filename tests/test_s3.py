@@ -360,3 +360,10 @@ def test_queue_write_to_a_missing_bucket(ours: Runner, s3_server: S3Server) -> N
     result = ours("queue-write", "-q", "s3://no-such-bucket-fspl/q", input=build_packet(1))
     assert result.returncode == 1
     assert result.err == "Error: s3://no-such-bucket-fspl/q: no such bucket\n"
+
+
+def test_the_s3_environment_is_set_per_test_only(moto_server: S3Server) -> None:
+    """Collected after the tests above: none of them left moto's endpoint or
+    credentials behind for the tests that follow."""
+    assert os.environ.get("AWS_ENDPOINT_URL") != moto_server.endpoint
+    assert os.environ.get("AWS_ACCESS_KEY_ID") != "testing"

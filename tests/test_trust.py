@@ -339,8 +339,8 @@ def test_skewed_processor_never_breaks_a_live_lock(
         release = threading.Event()
         holder = _held_in_thread(url, ttl, release)
         try:
-            for _ in range(3):  # over several TTLs of the holder
-                time.sleep(1.5)
+            for _ in range(3):  # over more than a TTL of the holder
+                time.sleep(1.0)
                 skewed = subprocess.run(
                     ["faketime", "-f", skew, *FSPL, "queue-process", "-q", url, "true"],
                     capture_output=True,
@@ -368,23 +368,26 @@ def test_remote_processors_killed_at_random_points_lose_nothing(
     url = f"s3://{bucket}/q" if where == "s3" else sftp_queue.url
     if where == "s3":
         ours("queue-init", "-q", url)
-    for seq in range(1, 9):
+    for seq in range(1, 6):
         ours("queue-write", "-q", url, input=build_packet(seq, b"%d\n" % seq), env=ssh_env)
     log = tmp_path / "log"
     command = [*FSPL, "queue-process", "-q", url, "sh", "--", "-c", f"cat >> {log}; sleep 0.1"]
     rng = random.Random(7)
     env = {**os.environ, **ssh_env}
-    for _ in range(25):
+    kills = 0
+    for _ in range(12):
         proc = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.1, 1.5))
+        time.sleep(rng.uniform(0.1, 1.2))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # processor and command die together
+            kills += 1
         proc.wait()
-        if ours("queue-get-next", "-q", url, env=ssh_env).out == "9\n":
+        if ours("queue-get-next", "-q", url, env=ssh_env).out == "6\n":
             break
+    assert kills > 0, "the harness must actually kill processors"
     final = ours("queue-process", "-q", url, "sh", "--", "-c", f"cat >> {log}", env=ssh_env)
     assert final.returncode == 0, final.err
-    assert ours("queue-get-next", "-q", url, env=ssh_env).out == "9\n"
+    assert ours("queue-get-next", "-q", url, env=ssh_env).out == "6\n"
     runs = [int(line) for line in log.read_text().split()]
     collapsed = [seq for i, seq in enumerate(runs) if i == 0 or runs[i - 1] != seq]
-    assert collapsed == list(range(1, 9))  # in order, none lost; repeats only in the window
+    assert collapsed == list(range(1, 6))  # in order, none lost; repeats only in the window

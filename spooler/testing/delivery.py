@@ -106,8 +106,8 @@ class DeliveryTests(TransportFixtures):
             assert read_all(stream) == data
 
     def test_names_are_unique(self, transport: Transport) -> None:
-        names = {transport.deliver(io.BytesIO(build_packet(i))) for i in range(1, 13)}
-        assert len(names) == 12
+        names = {transport.deliver(io.BytesIO(build_packet(i))) for i in range(1, 7)}
+        assert len(names) == 6
         assert set(jobs(transport)) == names
 
     def test_deliver_never_replaces_an_existing_name(self, transport: Transport) -> None:
