@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -59,3 +60,19 @@ def require(available: bool, what: str, hint: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is missing: these tests must run in CI")
     pytest.skip(f"{what} is not installed ({hint})")
+
+
+def fake_plugin(root: Path, dist: str, entry: str, module: str, source: str = "") -> dict[str, str]:
+    """An installed distribution ``dist`` under ``root`` whose ``filespooler``
+    entry point ``entry`` names ``module`` (a package written from ``source``
+    unless empty: then it does not exist); the environment that makes
+    ``fspl`` see it."""
+    if source:
+        package = root / module
+        package.mkdir()
+        (package / "__init__.py").write_text(source)
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[filespooler]\n{entry} = {module}\n")
+    return {"PYTHONPATH": str(root)}

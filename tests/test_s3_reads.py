@@ -46,15 +46,6 @@ def test_reading_a_large_job_stays_bounded(big_job: str) -> None:
     assert peak_rss_mib(["queue-process", "-q", big_job, *counted]) <= LIMIT_MIB
 
 
-def test_a_vanished_job_is_not_found(s3_server: S3Server, bucket: str) -> None:
-    from spooler.api import open_queue
-
-    queue = open_queue(f"s3://{bucket}/q")
-    queue.transport.init()
-    with pytest.raises(FileNotFoundError):
-        queue.transport.open_job("fspl-gone.fspl")
-
-
 @pytest.mark.parametrize("size", [0, 5, (8 << 20) * 2 + 12345])
 def test_parallel_ranged_reads_give_the_object(s3_server: S3Server, bucket: str, size: int) -> None:
     import os

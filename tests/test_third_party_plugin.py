@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 from conftest import Runner
-from helpers import require
+from helpers import fake_plugin, require
 
 
 def test_example_plugin_is_listed(ours: Runner) -> None:
@@ -19,13 +19,7 @@ def test_example_plugin_is_listed(ours: Runner) -> None:
 
 def test_a_broken_plugin_is_reported_not_fatal(ours: Runner, tmp_path) -> None:
     # A distribution whose entry point cannot be imported.
-    dist = tmp_path / "broken_fspl_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: broken-fspl-plugin\nVersion: 0.1\n"
-    )
-    (dist / "entry_points.txt").write_text("[filespooler]\nbroken = no_such_module_xyz.plugin\n")
-    env = {"PYTHONPATH": str(tmp_path)}
+    env = fake_plugin(tmp_path, "broken-fspl-plugin", "broken", "no_such_module_xyz.plugin")
     listing = ours("transports", env=env)
     assert listing.returncode == 0
     assert "broken plugin broken (broken-fspl-plugin)" in listing.out
@@ -38,19 +32,14 @@ def test_a_broken_plugin_is_reported_not_fatal(ours: Runner, tmp_path) -> None:
 def test_a_misspelt_hook_makes_the_plugin_broken(ours: Runner, tmp_path) -> None:
     # pluggy's check_pending: a hookimpl no hookspec declares is refused,
     # not silently ignored (the transport it meant to declare never appears).
-    package = tmp_path / "typo_fspl_plugin"
-    package.mkdir()
-    (package / "__init__.py").write_text(
+    source = (
         "from spooler.plugin import TransportSpec, hookimpl\n"
         "@hookimpl\n"
         "def fspl_transport():\n"
         "    return [TransportSpec('typo', ('typo',), 'x:Y')]\n"
     )
-    dist = tmp_path / "typo_fspl_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-fspl-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[filespooler]\ntypo = typo_fspl_plugin\n")
-    listing = ours("transports", env={"PYTHONPATH": str(tmp_path)})
+    env = fake_plugin(tmp_path, "typo-fspl-plugin", "typo", "typo_fspl_plugin", source)
+    listing = ours("transports", env=env)
     assert listing.returncode == 0
     assert "broken plugin typo (typo-fspl-plugin)" in listing.out
     assert "fspl_transport" in listing.out
