@@ -143,11 +143,14 @@ class DeliveryTests(TransportFixtures):
         assert jobs(transport) == result
 
     # -- the create-only claim ----------------------------------------------------
-    def test_create_only_claim_holds_in_a_race(self, transport: Transport) -> None:
-        """Two deliveries of one name, both past any existence check before
-        either completes: with ``create-only`` exactly one may win, and the
-        job is the winner's, whole."""
+    def test_create_only_claim_holds_in_a_race(
+        self, transport: Transport, connect: Connect
+    ) -> None:
+        """Two senders (two connections) delivering one name, both past any
+        existence check before either completes: with ``create-only`` exactly
+        one may win, and the job is the winner's, whole."""
         self.require(transport, Capability.CREATE_ONLY)
+        senders = [connect(), connect()]
         name = "fspl-00000000-0000-4000-8000-00000000cafe.fspl"
         gate = threading.Event()
         packets = [build_packet(seq, bytes([64 + seq]) * 150_000) for seq in (1, 2)]
@@ -156,7 +159,8 @@ class DeliveryTests(TransportFixtures):
 
         def deliver(index: int) -> None:
             try:
-                outcomes[index] = transport.deliver(cast(BinaryIO, streams[index]), name=name)
+                stream = cast(BinaryIO, streams[index])
+                outcomes[index] = senders[index].deliver(stream, name=name)
             except BaseException as exc:  # judged below, in the main thread
                 outcomes[index] = exc
 
@@ -170,6 +174,7 @@ class DeliveryTests(TransportFixtures):
             gate.set()
             for worker in workers:
                 worker.join(60)
+        assert not any(worker.is_alive() for worker in workers), "a delivery hung"
         winners = [i for i, outcome in outcomes.items() if outcome == name]
         losers = [o for o in outcomes.values() if isinstance(o, FileExistsError)]
         assert len(winners) == 1 and len(losers) == 1, outcomes
