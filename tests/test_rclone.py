@@ -42,10 +42,20 @@ class TestRcloneLocal(TransportSuite):
 
 
 class RcloneBackendTests(DeliveryTests, ReadingTests, SequenceTests):
-    """The areas that depend on the remote's backend (how rclone stores,
-    renames, reads and locks there), for the remotes other than local;
-    processing and the CLI go through the same transport methods, and run
-    once, on the local remote."""
+    """What depends on the remote's backend (how rclone stores, renames, reads
+    and locks there), for the remotes other than local.  Processing and the
+    CLI go through the same transport methods, and names, locations, header
+    parsing and the lease's staleness rules are the engine's on any store:
+    those run once, on the local remote (a test set to None is not collected)."""
+
+    test_capabilities_are_known = None
+    test_names_are_unique = None
+    test_job_location = None
+    test_large_header_is_scanned = None
+    test_unparsable_files_are_ignored = None
+    test_stale_lock_is_broken_by_observation_whatever_the_wall_clock = None
+    test_live_lock_is_never_broken = None
+    test_dead_holder_on_this_host_is_broken_at_once = None
 
 
 class TestRcloneSFTP(RcloneBackendTests):

@@ -35,7 +35,8 @@ plugin can run some areas only, or one area against another backend:
 are declared, not silently skipped: a test that needs one (see
 :class:`spooler.transport.Capability`) is skipped with the reason "transport
 does not declare capability X" only when the transport's ``capabilities``
-omit it, and every capability a transport declares is verified.
+omit it (before the queue is made: ``@needs(capability)`` on a test), and
+every capability a transport declares is verified.
 
 To test against a real server started by a fixture, ``free_port()`` and
 ``wait_for_port(port, process)`` do the start-up chores.
@@ -43,7 +44,7 @@ To test against a real server started by a fixture, ``free_port()`` and
 
 from __future__ import annotations
 
-from .base import TransportFixtures, build_packet
+from .base import TransportFixtures, build_packet, needs
 from .delivery import DeliveryTests
 from .processing import ProcessingTests
 from .reading import ReadingTests
@@ -60,5 +61,6 @@ __all__ = [
     "TransportSuite",
     "build_packet",
     "free_port",
+    "needs",
     "wait_for_port",
 ]

@@ -9,7 +9,7 @@ it wants with its own ``queue_location`` fixture.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,6 +20,19 @@ from ..transport import Transport, is_job_name
 
 #: A factory of new transports (new connections) to the queue under test.
 Connect = Callable[[], Transport]
+
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+def needs(capability: str) -> Callable[[Test], Test]:
+    """Mark a test as needing ``capability``: without it the test is skipped
+    with that reason before the queue is even created."""
+
+    def mark(test: Test) -> Test:
+        test.fspl_needs = capability  # type: ignore[attr-defined]
+        return test
+
+    return mark
 
 
 def build_packet(seq: int, payload: bytes = b"", params: tuple[bytes, ...] = ()) -> bytes:
@@ -79,9 +92,13 @@ class TransportFixtures:
             transport.close()
 
     @pytest.fixture
-    def transport(self, connect: Connect) -> Transport:
-        """A transport to a freshly initialised queue."""
+    def transport(self, connect: Connect, request: pytest.FixtureRequest) -> Transport:
+        """A transport to a freshly initialised queue (unless the test
+        :func:`needs` a capability the transport lacks: then it is skipped)."""
         transport = connect()
+        needed = getattr(request.function, "fspl_needs", None)
+        if needed is not None:
+            self.require(transport, needed)
         transport.init()
         return transport
 

@@ -12,7 +12,7 @@ import pytest
 
 from ..errors import SpoolError
 from ..transport import Capability, Transport, is_job_name
-from .base import Connect, TransportFixtures, build_packet, jobs, read_all
+from .base import Connect, TransportFixtures, build_packet, jobs, needs, read_all
 
 UUID_NAME = r"^fspl-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.fspl$"
 
@@ -143,13 +143,13 @@ class DeliveryTests(TransportFixtures):
         assert jobs(transport) == result
 
     # -- the create-only claim ----------------------------------------------------
+    @needs(Capability.CREATE_ONLY)
     def test_create_only_claim_holds_in_a_race(
         self, transport: Transport, connect: Connect
     ) -> None:
         """Two senders (two connections) delivering one name, both past any
         existence check before either completes: with ``create-only`` exactly
         one may win, and the job is the winner's, whole."""
-        self.require(transport, Capability.CREATE_ONLY)
         senders = [connect(), connect()]
         name = "fspl-00000000-0000-4000-8000-00000000cafe.fspl"
         gate = threading.Event()

@@ -17,14 +17,14 @@ from ..errors import SpoolError
 from ..packet import Special
 from ..queue import OnError, Queue
 from ..transport import Capability, Transport
-from .base import TransportFixtures, build_packet, jobs
+from .base import TransportFixtures, build_packet, jobs, needs
 
 
 class ProcessingTests(TransportFixtures):
     """Running a queue (``spooler.api.process``) and the ``fspl`` CLI."""
 
+    @needs(Capability.PROCESS)
     def test_out_of_order_delivery_runs_in_order(self, transport: Transport) -> None:
-        self.require(transport, Capability.PROCESS)
         for seq in (3, 1, 4, 2):
             transport.deliver(io.BytesIO(build_packet(seq, b"job %d" % seq)))
         seen: list[bytes] = []
@@ -35,16 +35,16 @@ class ProcessingTests(TransportFixtures):
         with transport.lock_sequence() as state:
             assert state.read() == 5
 
+    @needs(Capability.PROCESS)
     def test_gap_stops_processing(self, transport: Transport) -> None:
-        self.require(transport, Capability.PROCESS)
         for seq in (1, 3):
             transport.deliver(io.BytesIO(build_packet(seq)))
         assert process(Queue(transport), callback=lambda meta, stream: True) == 1
         assert len(jobs(transport)) == 1
         assert Queue(transport).status().stalled
 
+    @needs(Capability.PROCESS)
     def test_failure_under_retry_keeps_job(self, transport: Transport) -> None:
-        self.require(transport, Capability.PROCESS)
         transport.deliver(io.BytesIO(header(Special.FAIL, seq=1)))
         with pytest.raises(SpoolError):
             process(Queue(transport), callback=lambda meta, stream: True)
@@ -52,10 +52,10 @@ class ProcessingTests(TransportFixtures):
         assert process(Queue(transport), callback=lambda m, s: True, on_error=OnError.DELETE) == 1
         assert jobs(transport) == []
 
+    @needs(Capability.PROCESS)
     def test_command_gets_payload_and_environment(
         self, transport: Transport, tmp_path: Path
     ) -> None:
-        self.require(transport, Capability.PROCESS)
         payload = b"hello through the transport\n" * 1000
         name = transport.deliver(io.BytesIO(build_packet(1, payload)))
         script = (

@@ -13,7 +13,7 @@ from ..packet import Command
 from ..queue import Queue
 from ..streams import raw_fd
 from ..transport import Capability, Transport
-from .base import TransportFixtures, build_packet, jobs, read_all
+from .base import TransportFixtures, build_packet, jobs, needs, read_all
 
 
 class ReadingTests(TransportFixtures):
@@ -69,10 +69,10 @@ class ReadingTests(TransportFixtures):
         assert transport.job_location("fspl-x.fspl").endswith("/jobs/fspl-x.fspl")
 
     # -- capability claims ---------------------------------------------------------
+    @needs(Capability.LOCAL_FD)
     def test_local_fd_claim_hands_a_raw_descriptor(self, transport: Transport) -> None:
         """``local-fd``: the stream of ``open_job`` has a descriptor, and reading
         that descriptor (not the stream) gives exactly the job's bytes."""
-        self.require(transport, Capability.LOCAL_FD)
         data = build_packet(1, os.urandom(300_000))
         name = transport.deliver(io.BytesIO(data))
         with transport.open_job(name) as stream:
@@ -83,11 +83,11 @@ class ReadingTests(TransportFixtures):
                 received += chunk
         assert bytes(received) == data
 
+    @needs(Capability.CONCURRENT_HEADERS)
     def test_concurrent_headers_claim(self, transport: Transport) -> None:
         """``concurrent-headers``: ``read_prefixes`` is the transport's own (the
         inherited one opens each job in turn) and is right for many jobs at once,
         missing ones included."""
-        self.require(transport, Capability.CONCURRENT_HEADERS)
         assert type(transport).read_prefixes is not Transport.read_prefixes, (
             "claims concurrent-headers but keeps the one-at-a-time read_prefixes"
         )

@@ -19,7 +19,7 @@ from ..errors import LockError, SpoolError
 from ..lease import Lease, LeaseStore, Observations, boot_id
 from ..queue import Queue
 from ..transport import Capability, Transport
-from .base import Connect, TransportFixtures
+from .base import Connect, TransportFixtures, needs
 
 #: Makes a Lease on the transport's lock store: ``factory(ttl=60.0, clock=None)``.
 LeaseFactory = Callable[..., Lease]
@@ -60,10 +60,10 @@ class SequenceTests(TransportFixtures):
     """The sequence state (``lock_sequence``, ``peek_sequence``) and the lock."""
 
     # -- the process claim ---------------------------------------------------------
+    @needs(Capability.PROCESS)
     def test_sequence_starts_at_one_and_persists(
         self, transport: Transport, connect: Connect
     ) -> None:
-        self.require(transport, Capability.PROCESS)
         with transport.lock_sequence() as state:
             assert state.read() == 1
             state.write(42)
@@ -71,8 +71,8 @@ class SequenceTests(TransportFixtures):
             assert state.read() == 42
         assert connect().peek_sequence().next_seq == 42
 
+    @needs(Capability.PROCESS)
     def test_lock_is_exclusive(self, transport: Transport, connect: Connect) -> None:
-        self.require(transport, Capability.PROCESS)
         other = connect()
         with transport.lock_sequence(), pytest.raises(LockError), other.lock_sequence():
             pass
@@ -80,10 +80,10 @@ class SequenceTests(TransportFixtures):
             assert state.read() == 1
 
     # -- the lease claim and the lock protocol -------------------------------------
+    @needs(Capability.LEASE)
     def test_lease_claim_locks_through_lock_store(self, transport: Transport) -> None:
         """``lease``: holding the sequence lock is a document in ``lock_store``
         that names this process, and releasing it removes it."""
-        self.require(transport, Capability.LEASE)
         store = lock_store(transport)
         assert store.read() is None
         with transport.lock_sequence():
@@ -94,11 +94,11 @@ class SequenceTests(TransportFixtures):
             assert transport.peek_sequence().holder is not None
         assert store.read() is None
 
+    @needs(Capability.LEASE)
     def test_lock_age_comes_from_the_storage_clock(self, transport: Transport) -> None:
         """A store that reports ages (``LockCopy.age``, ``measure_age``) measures
         them on one clock: a lock just made is seconds old, not hours (a
         timezone or a client clock mixed in)."""
-        self.require(transport, Capability.LEASE)
         store = lock_store(transport)
         store.create(foreign_lock())
         copy = store.read()
@@ -131,6 +131,7 @@ class SequenceTests(TransportFixtures):
         for lease in made:
             lease.abandon()
 
+    @needs(Capability.LEASE)
     def test_lock_contention_and_release(self, lease_factory: LeaseFactory) -> None:
         first, second = lease_factory(), lease_factory()
         first.acquire()
@@ -141,6 +142,7 @@ class SequenceTests(TransportFixtures):
         second.release()
         assert second.store.read() is None
 
+    @needs(Capability.LEASE)
     def test_stale_lock_is_broken_by_observation_whatever_the_wall_clock(
         self, lease_factory: LeaseFactory
     ) -> None:
@@ -165,6 +167,7 @@ class SequenceTests(TransportFixtures):
         breaker.acquire()  # seen unchanged for a full TTL on its own clock
         breaker.release()
 
+    @needs(Capability.LEASE)
     def test_live_lock_is_never_broken(self, lease_factory: LeaseFactory) -> None:
         holder = lease_factory()
         holder.acquire()
@@ -177,6 +180,7 @@ class SequenceTests(TransportFixtures):
             clock.now += 61.0
         holder.release()
 
+    @needs(Capability.LEASE)
     def test_dead_holder_on_this_host_is_broken_at_once(self, lease_factory: LeaseFactory) -> None:
         child = subprocess.Popen(["true"])
         child.wait()
@@ -185,8 +189,8 @@ class SequenceTests(TransportFixtures):
         lease.acquire()
         lease.release()
 
+    @needs(Capability.LEASE)
     def test_sequence_writes_are_fenced(self, transport: Transport, connect: Connect) -> None:
-        self.require(transport, Capability.LEASE)
         store = lock_store(transport)
         with transport.lock_sequence() as state:
             current = store.read()
@@ -199,8 +203,8 @@ class SequenceTests(TransportFixtures):
         assert after is not None and after.body == foreign_lock()  # its release left it alone
         assert connect().peek_sequence().next_seq == 1
 
+    @needs(Capability.LEASE)
     def test_diagnostics_do_not_touch_a_held_lock(self, transport: Transport) -> None:
-        self.require(transport, Capability.LEASE)
         store = lock_store(transport)
         store.create(foreign_lock())
         before = store.read()
