@@ -32,7 +32,7 @@ from .jobsource import JobSource
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
 from .transport import SequenceState, Transport, is_job_name
 
-_log = log.get("spooler.queue")
+_log = log.Logger("spooler.queue")
 #: Bytes read from each job in a scan; real headers are well under 200
 #: (longer ones are re-read whole), and small reads are measurably faster.
 PREFIX_READ = 512

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
+from spooler.layout import JOBS_DIR, PLACEHOLDER, SEQ_LOCK_NAME, SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import (
     DEFAULT_TTL,
     Conflict,
@@ -48,9 +49,7 @@ from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
 from spooler.streams import raw_fd, spooled_upload
 
-_log = log.get("spooler.rclone")
-PLACEHOLDER = ".fspl-keep"
-SEQ_NAME = "nextseq"
+_log = log.Logger("spooler.rclone")
 LOCK_NAME = "nextseq.rclone-lock"
 DEFAULT_SETTLE = 1.0
 HEADER_WORKERS = 8
@@ -161,7 +160,7 @@ class RcloneTransport(StagedTransport):
     # -- jobs --------------------------------------------------------------------
     def list_names(self) -> list[str]:
         try:
-            return [entry["Name"] for entry in self._entries("jobs")]
+            return [entry["Name"] for entry in self._entries(JOBS_DIR)]
         except FileNotFoundError:
             raise no_queue(self.location) from None
 
@@ -210,7 +209,7 @@ class RcloneTransport(StagedTransport):
         spooler.delivery.STALE_TEMP_AGE makes harmless."""
         wanted = set(temps)
         now = time.time()
-        for entry in self._entries("jobs"):
+        for entry in self._entries(JOBS_DIR):
             if entry.get("Name") in wanted:
                 yield entry["Name"], _age(entry.get("ModTime"), now)
 
@@ -254,14 +253,14 @@ class RcloneTransport(StagedTransport):
                 raise SpoolError(f'Queue "{self.location}" already exists')
         except FileNotFoundError:
             pass
-        self.run("mkdir", self.path("jobs"))
+        self.run("mkdir", self.path(JOBS_DIR))
         # Backends without directories drop an empty jobs/: keep something in it.
         self.run("rcat", self.path(f"jobs/{PLACEHOLDER}"), data=b"\n")
         if not append_only:
             self.run("rcat", self.path(SEQ_NAME), data=b"1\n")
             # The reference's flock file, so that fspl running where the files
             # are can process this queue as well.
-            self.run("rcat", self.path(f"{SEQ_NAME}.lock"), data=b"")
+            self.run("rcat", self.path(SEQ_LOCK_NAME), data=b"")
 
     def is_append_only(self) -> bool:
         if self.exists(SEQ_NAME):
@@ -275,7 +274,7 @@ class RcloneTransport(StagedTransport):
             entries = json.loads(self.run("lsjson", "--no-mimetype", self.path("")) or b"[]")
         except FileNotFoundError:
             entries = []
-        if not any(entry.get("Name") == "jobs" and entry.get("IsDir") for entry in entries):
+        if not any(entry.get("Name") == JOBS_DIR and entry.get("IsDir") for entry in entries):
             raise no_queue(self.location)
 
     @cached_property
@@ -297,8 +296,8 @@ class RcloneTransport(StagedTransport):
         return parse_seq(text, self.location)
 
     def _write_seq(self, value: int) -> None:
-        self.run("rcat", self.path(f"{SEQ_NAME}.temp"), data=b"%d\n" % value)
-        self.run("moveto", self.path(f"{SEQ_NAME}.temp"), self.path(SEQ_NAME))
+        self.run("rcat", self.path(SEQ_TEMP_NAME), data=b"%d\n" % value)
+        self.run("moveto", self.path(SEQ_TEMP_NAME), self.path(SEQ_NAME))
 
 
 class _CatStream:
