@@ -168,6 +168,16 @@ class Queue:
         self.transport = transport
         self.decoder = decoder
 
+    def close(self) -> None:
+        """Release the transport's connections (SSH sessions, clients…)."""
+        self.transport.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def location(self) -> str:
         return self.transport.location
