@@ -121,7 +121,7 @@ def test_delivery_into_an_rclone_mount(
     ours: Runner, ref: Runner, rclone_mount: tuple[Path, Path], tmp_path: Path
 ) -> None:
     remote, point = rclone_mount
-    # The seeds' set-up: an append-only sender queue whose jobs/ is the mount.
+    # Filespooler's own advice: an append-only sender queue whose jobs/ is the mount.
     sender = tmp_path / "outbox"
     sender.mkdir()
     os.symlink(point, sender / "jobs")
