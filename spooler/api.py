@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from . import seqfile
@@ -143,13 +144,18 @@ def move(
     order_by: Order | str = Order.SEQUENCE,
     keep: bool = False,
 ) -> int:
-    """Move jobs between queues on any transports (see :mod:`spooler.move`)."""
-    from .move import move_jobs
+    """Move jobs between queues on any transports (see :mod:`spooler.transfer`)."""
+    from .transfer import move_jobs
 
-    source = open_queue(src) if isinstance(src, str) else src
-    target = open_queue(dst) if isinstance(dst, str) else dst
     order = Order(order_by) if isinstance(order_by, str) else order_by
-    return move_jobs(source, target, maxjobs=maxjobs, order_by=order, keep=keep)
+    with _using(src) as source, _using(dst) as target:
+        return move_jobs(source, target, maxjobs=maxjobs, order_by=order, keep=keep)
+
+
+def _using(queue: Queue | str) -> AbstractContextManager[Queue]:
+    """A queue given by location is opened here and closed after use; a
+    caller's Queue object stays open, theirs to close."""
+    return open_queue(queue) if isinstance(queue, str) else nullcontext(queue)
 
 
 def command_runner(opts: RunOptions) -> Runner:
@@ -245,8 +251,8 @@ def process(
         ignore_payload,
         timeout,
     )
-    q = open_queue(queue) if isinstance(queue, str) else queue
-    return q.process(config, runner)
+    with _using(queue) as q:
+        return q.process(config, runner)
 
 
 def watch(

@@ -35,7 +35,7 @@ from .ids import new_job_name
 from .progress import Progress
 from .transport import Transport
 
-_log = log.get("spooler.delivery")
+_log = log.Logger("spooler.delivery")
 
 TEMP_PREFIX = "tmp-"
 TEMP_SUFFIX = ".tmp"

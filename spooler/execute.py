@@ -36,7 +36,7 @@ from . import log
 from .errors import SpoolError
 from .queue import Outcome
 
-_log = log.get("spooler.execute")
+_log = log.Logger("spooler.execute")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Ignored by the Python runtime itself; commands get them back at default.
 _RESTORED = (signal.SIGPIPE, signal.SIGXFSZ)

@@ -26,7 +26,7 @@ from .streams import Pump, raw_fd
 if TYPE_CHECKING:
     import subprocess
 
-_log = log.get("spooler.jobsource")
+_log = log.Logger("spooler.jobsource")
 
 
 def decoder_argv(decoder: str) -> list[str]:

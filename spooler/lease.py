@@ -52,7 +52,7 @@ from . import log
 from .errors import LockError, SpoolError
 from .ids import uuid4_text
 
-_log = log.get("spooler.lease")
+_log = log.Logger("spooler.lease")
 
 #: Lock TTL used by every built-in transport unless ``-o lock_ttl`` says otherwise.
 DEFAULT_TTL = 120.0

@@ -83,7 +83,3 @@ class Logger:
 
     def error(self, msg: str, *args: object) -> None:
         self.log(ERROR, msg, *args)
-
-
-def get(target: str) -> Logger:
-    return Logger(target)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple, cast
 
 import msgpack
@@ -85,10 +85,6 @@ class Header(NamedTuple):
 # ---------------------------------------------------------------- encoding
 
 
-def _byte_array(data: bytes) -> list[int]:
-    return list(data)
-
-
 def encode_meta(meta: Meta) -> bytes:
     """MessagePack-encode the metadata block exactly as the reference does."""
     cmd: object
@@ -97,8 +93,8 @@ def encode_meta(meta: Meta) -> bytes:
     else:
         cmd = {
             "Command": {
-                "params": [_byte_array(p) for p in meta.cmd.params],
-                "env": [[_byte_array(k), _byte_array(v)] for k, v in meta.cmd.env],
+                "params": [list(p) for p in meta.cmd.params],
+                "env": [[list(k), list(v)] for k, v in meta.cmd.env],
             }
         }
     doc = {"seq": meta.seq, "ctime": [meta.ctime_secs, meta.ctime_nanos], "cmd_type": cmd}
@@ -323,13 +319,3 @@ def _check_block(block: bytes, meta_crc: int) -> Meta:
     if zlib.crc32(block) != meta_crc:
         raise HeaderError("metadata CRC mismatch")
     return decode_meta(block)
-
-
-def command_meta(
-    seq: int,
-    ctime: tuple[int, int],
-    params: Sequence[bytes] = (),
-    env: Sequence[tuple[bytes, bytes]] = (),
-) -> Meta:
-    """Convenience constructor for a Command packet's metadata."""
-    return Meta(seq, ctime[0], ctime[1], Command(tuple(params), tuple(env)))

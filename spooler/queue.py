@@ -32,7 +32,7 @@ from .jobsource import JobSource
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
 from .transport import SequenceState, Transport, is_job_name
 
-_log = log.get("spooler.queue")
+_log = log.Logger("spooler.queue")
 #: Bytes read from each job in a scan; real headers are well under 200
 #: (longer ones are re-read whole), and small reads are measurably faster.
 PREFIX_READ = 512
@@ -167,6 +167,16 @@ class Queue:
     def __init__(self, transport: Transport, decoder: str | None = None) -> None:
         self.transport = transport
         self.decoder = decoder
+
+    def close(self) -> None:
+        """Release the transport's connections (SSH sessions, clients…)."""
+        self.transport.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def location(self) -> str:

@@ -41,7 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 LOCAL_SCHEME = "file"
 WILDCARD = "*"
 
-_log = log.get("spooler.registry")
+_log = log.Logger("spooler.registry")
 
 
 class Registry:

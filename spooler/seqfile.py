@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from . import log
 from .errors import LockError, SpoolError, describe_os_error
 
-_log = log.get("spooler.seqfile")
+_log = log.Logger("spooler.seqfile")
 
 
 def fsync_dir(path: str) -> None:

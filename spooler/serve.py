@@ -45,7 +45,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
-_log = log.get("spooler.serve")
+_log = log.Logger("spooler.serve")
 _MAGIC = re.compile(r"[*?[]")
 _DIR_CHANGES = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
 

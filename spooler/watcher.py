@@ -69,11 +69,12 @@ from .inotify import (
     Event,
     Inotify,
 )
+from .layout import JOBS_DIR, SEQ_NAME
 from .queue import Order, ProcessConfig, Queue, Runner
 from .registry import open_transport
 from .transport import Transport, is_job_name
 
-_log = log.get("spooler.watch")
+_log = log.Logger("spooler.watch")
 
 #: Default seconds between safety re-scans of a local queue.
 LOCAL_POLL = 60.0
@@ -146,7 +147,7 @@ def local_paths(transport: Transport) -> tuple[str, str, str] | None:
     root = transport.local_directory()
     if root is None:
         return None
-    return root, os.path.join(root, "jobs"), os.path.join(root, "nextseq")
+    return root, os.path.join(root, JOBS_DIR), os.path.join(root, SEQ_NAME)
 
 
 class _Slot:

@@ -9,7 +9,7 @@ Without the reference, tests that need it are skipped locally but FAIL when
 ``CI`` is set: the reference is installed in CI and interop tests must never
 skip silently there.
 
-The packet helpers below build packets from the contract (SPEC §1) with
+The packet helpers below build packets from the wire format (docs/architecture.md) with
 msgpack directly, independently of :mod:`spooler.packet`, so that tests of
 our encoder compare it with something it did not produce.
 """
@@ -171,7 +171,7 @@ def jobs_in(queue: Path) -> list[str]:
 
 
 def make_queue(path: Path, append_only: bool = False) -> Path:
-    """The queue layout of SPEC §3, made by hand (no fspl process)."""
+    """The queue layout (``nextseq``, ``nextseq.lock``, ``jobs/``), made by hand."""
     (path / "jobs").mkdir(parents=True)
     if not append_only:
         (path / "nextseq").write_text("1\n")

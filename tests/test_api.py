@@ -226,6 +226,35 @@ def test_move(tmp_path: Path) -> None:
     assert [j.meta.seq for j in src.listing()] == [3]
 
 
+def test_the_api_closes_the_queues_it_opens_and_only_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+    monkeypatch.setattr(spooler.Queue, "close", lambda self: closed.append(self.location))
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    mine = spooler.open_queue(a)
+    mine.init()
+    spooler.open_queue(b).init(append_only=True)
+    mine.write(spooler.make_packet(seq=1))
+    assert spooler.process(a, command=["true"]) == 1
+    assert closed == [a]
+    mine.write(spooler.make_packet(seq=2))
+    assert spooler.move(mine, b) == 1
+    assert closed == [a, b]  # the caller's queue stays open
+    spooler.process(mine, command=["true"])
+    assert closed == [a, b]
+    with spooler.open_queue(a) as q:
+        assert q.location == a
+    assert closed == [a, b, a]
+
+
+def test_spooler_move_stays_the_function_once_moves_ran(tmp_path: Path) -> None:
+    # A submodule named like a lazy export would replace it on first import.
+    import spooler.transfer
+
+    assert callable(spooler.move) and callable(spooler.process) and callable(spooler.watch)
+
+
 # -- with the reference ------------------------------------------------------------------
 
 

@@ -96,3 +96,16 @@ def test_floors_are_the_distribution_versions() -> None:
     assert floors["paramiko"] == "2.12"
     assert {"fsspec", "s3fs", "botocore"} <= set(floors)
     assert "pytest" not in floors  # test tools are not runtime dependencies
+
+
+def test_installed_metadata_names_every_interpreter_and_the_project() -> None:
+    from importlib.metadata import metadata
+
+    meta = metadata("filespooler")
+    classifiers = meta.get_all("Classifier") or []
+    for version in ("3.10", "3.11", "3.12", "3.13"):
+        assert f"Programming Language :: Python :: {version}" in classifiers
+    assert "Typing :: Typed" in classifiers
+    urls = dict(entry.split(", ", 1) for entry in meta.get_all("Project-URL") or [])
+    assert urls["Filespooler"].startswith("https://")
+    assert "Reference implementation" in urls

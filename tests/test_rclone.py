@@ -148,7 +148,7 @@ def test_truncated_download_fails_the_job(rclone_local: dict[str, str], tmp_path
         received.append(len(read_all(stream)))
         return True  # the command itself did not notice
 
-    with pytest.raises(OSError, match=f"rclone cat {name} failed"):
+    with pytest.raises(OSError, match=f"rclone cat (jobs/)?{name} failed"):
         process(queue, callback=cut_short)
     assert 0 <= received[0] < len(payload), "the download was not cut"
     assert queue.job_names() == [name]
@@ -160,7 +160,7 @@ def test_delivery_into_an_rclone_mount(
     ours: Runner, ref: Runner, rclone_mount: tuple[Path, Path], tmp_path: Path
 ) -> None:
     remote, point = rclone_mount
-    # The seeds' set-up: an append-only sender queue whose jobs/ is the mount.
+    # Filespooler's own advice: an append-only sender queue whose jobs/ is the mount.
     sender = tmp_path / "outbox"
     sender.mkdir()
     os.symlink(point, sender / "jobs")

@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
+from spooler.layout import PLACEHOLDER, SEQ_NAME
 from spooler.plugin import Capability, SequenceState
 from spooler.streams import BUFSIZE, spooled_upload
 
 if TYPE_CHECKING:
     import fsspec
 
-_log = log.get("spooler.fsspec")
+_log = log.Logger("spooler.fsspec")
 #: Keeps ``jobs/`` in existence on stores without directories; not a job name.
-PLACEHOLDER = ".fspl-keep"
-SEQ_NAME = "nextseq"
 
 
 def coerce_options(options: Mapping[str, str]) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from typing import BinaryIO
 from spooler import log, seqfile
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, describe_os_error, no_queue
+from spooler.layout import JOBS_DIR, SEQ_LOCK_NAME, SEQ_NAME
 from spooler.plugin import Capability, SequencePeek
 from spooler.seqfile import SeqFile, fsync_dir
 from spooler.streams import copy_stream_to_fd
 
-_log = log.get("spooler.local")
+_log = log.Logger("spooler.local")
 _THREAD_THRESHOLD = 512
 _BATCH = 8192  # bounds the headers held in memory at once
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -31,8 +32,8 @@ class LocalTransport(StagedTransport):
     def __init__(self, location: str, path: str | None = None) -> None:
         super().__init__(location)
         self.root = location if path is None else path
-        self.jobs_dir = os.path.join(self.root, "jobs")
-        self.seq_path = os.path.join(self.root, "nextseq")
+        self.jobs_dir = os.path.join(self.root, JOBS_DIR)
+        self.seq_path = os.path.join(self.root, SEQ_NAME)
 
     def local_directory(self) -> str:
         return self.root
@@ -166,11 +167,11 @@ class LocalTransport(StagedTransport):
         if not append_only:
             with open(self.seq_path, "w", encoding="ascii") as fh:
                 fh.write("1\n")
-            open(self.seq_path + ".lock", "w").close()
+            open(os.path.join(self.root, SEQ_LOCK_NAME), "w").close()
         fsync_dir(self.root)
 
     def is_append_only(self) -> bool:
-        if os.path.exists(self.seq_path + ".lock"):
+        if os.path.exists(os.path.join(self.root, SEQ_LOCK_NAME)):
             return False
         self._require_queue()
         return True
@@ -180,7 +181,7 @@ class LocalTransport(StagedTransport):
             raise no_queue(self.location)
 
     def lock_sequence(self) -> AbstractContextManager[SeqFile]:
-        if not os.path.exists(self.seq_path + ".lock"):
+        if not os.path.exists(os.path.join(self.root, SEQ_LOCK_NAME)):
             self._require_queue()
         return seqfile.locked(self.seq_path)
 

@@ -18,11 +18,11 @@ from typing import BinaryIO
 from spooler_plugins.local.transport import LocalTransport
 
 from spooler import log
+from spooler.layout import PLACEHOLDER
 
 from .mounts import mount_of, mount_options
 
-_log = log.get("spooler.rclone-mount")
-PLACEHOLDER = ".fspl-keep"
+_log = log.Logger("spooler.rclone-mount")
 _warned: set[str] = set()
 
 

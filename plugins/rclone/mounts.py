@@ -33,8 +33,8 @@ def rclone_mountpoints() -> list[str]:
 
 
 def mount_of(path: str) -> str | None:
-    """The rclone mount holding ``path`` or its ``jobs/`` (the seeds' advice
-    is to mount only ``jobs/``), or None."""
+    """The rclone mount holding ``path`` or its ``jobs/`` (Filespooler's
+    manual advises mounting only ``jobs/``), or None."""
     points = rclone_mountpoints()
     if not points:
         return None

@@ -23,12 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from spooler_plugins.fsspec.transport import (
-    PLACEHOLDER,
-    SEQ_NAME,
-    FsspecTransport,
-    coerce_options,
-)
+from spooler_plugins.fsspec.transport import FsspecTransport, coerce_options
 from spooler_plugins.s3.download import EmptyObject, open_object
 from spooler_plugins.s3.lease import S3LeaseStore, S3Object, SequenceObject
 from spooler_plugins.s3.upload import Uploader, client_errors, make_client, request_extras
@@ -36,6 +31,7 @@ from spooler_plugins.s3.upload import Uploader, client_errors, make_client, requ
 from spooler import log
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.ids import new_job_name
+from spooler.layout import PLACEHOLDER, SEQ_NAME
 from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.progress import Progress
@@ -43,7 +39,7 @@ from spooler.progress import Progress
 if TYPE_CHECKING:
     import s3fs
 
-_log = log.get("spooler.s3")
+_log = log.Logger("spooler.s3")
 LEASE_NAME = "nextseq.lease"
 
 

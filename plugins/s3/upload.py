@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 from spooler import log
 from spooler.errors import SpoolError
 
-_log = log.get("spooler.s3")
+_log = log.Logger("spooler.s3")
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; 8 keeps requests low at the same speed
 PARTS_PER_SIZE = 2500  # the part size doubles after this many parts
 PARALLEL = 2  # parts in flight: most of the throughput gain, memory bounded

@@ -27,7 +27,7 @@ from spooler.errors import SpoolError
 
 from .sshconfig import Reader, Settings, config_path, expand
 
-_log = log.get("spooler.sftp")
+_log = log.Logger("spooler.sftp")
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
 MAX_HOPS = 8  # a ProxyJump loop in the config ends here

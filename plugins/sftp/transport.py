@@ -32,6 +32,7 @@ from paramiko.sftp import CMD_EXTENDED, SFTPError
 from spooler import log
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
+from spooler.layout import SEQ_LOCK_NAME, SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
@@ -41,9 +42,8 @@ from .connection import connect, describe
 from .download import PipelinedReader
 from .lock import SFTPLockStore, server_now
 
-_log = log.get("spooler.sftp")
+_log = log.Logger("spooler.sftp")
 LOCK_NAME = "nextseq.sftp-lock"
-SEQ_NAME = "nextseq"
 WINDOW = 64 * 1024 * 1024
 #: Seconds without an answer after which a remote call fails (``-o timeout``).
 DEFAULT_TIMEOUT = 60.0
@@ -252,7 +252,7 @@ class SFTPTransport(StagedTransport):
             self._write_seq(1)
             # The flock file of the reference layout, so that fspl running on
             # the server itself can process this queue too.
-            self.sftp.open(self._meta(f"{SEQ_NAME}.lock"), "w").close()
+            self.sftp.open(self._meta(SEQ_LOCK_NAME), "w").close()
 
     def is_append_only(self) -> bool:
         with self._remote("reading the queue"):
@@ -268,7 +268,7 @@ class SFTPTransport(StagedTransport):
         return parse_seq(text, self.location)
 
     def _write_seq(self, value: int) -> None:
-        temp = self._meta(f"{SEQ_NAME}.temp")
+        temp = self._meta(SEQ_TEMP_NAME)
         with self._remote("writing nextseq"):
             with self.sftp.open(temp, "w") as out:
                 out.write(b"%d\n" % value)

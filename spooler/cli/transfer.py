@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..move import move_jobs
 from ..queue import Order
+from ..transfer import move_jobs
 from . import options
 
 

@@ -26,13 +26,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
+from spooler.layout import SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import DEFAULT_TTL, Conflict, LeaseStore, LockCopy, hold, holder
 from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
 from spooler.streams import spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
-SEQ_NAME = "nextseq"
 OPTIONS = ("user", "password", "lock_ttl", "timeout")
 
 
@@ -240,7 +240,7 @@ class WebDAVTransport(StagedTransport):
         return parse_seq(body.decode("ascii", "replace"), self.location)
 
     def _write_seq(self, value: int) -> None:
-        temp = f"{SEQ_NAME}.temp"
+        temp = SEQ_TEMP_NAME
         self.expect(self.request("PUT", temp, body=b"%d\n" % value), "PUT", 201, 204)
         moved = self.request(
             "MOVE", temp, headers={"Destination": self._url_path(SEQ_NAME), "Overwrite": "T"}

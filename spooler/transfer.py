@@ -44,7 +44,7 @@ from .queue import Job, Order, Queue
 from .streams import BUFSIZE
 from .transport import Capability, SequenceState, Transport
 
-_log = log.get("spooler.move")
+_log = log.Logger("spooler.transfer")
 
 
 def _order(jobs: list[Job], order_by: Order) -> list[Job]:
