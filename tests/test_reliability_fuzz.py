@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from spooler.errors import HeaderError
 from spooler.packet import MAGIC, Command, Meta, encode_header, parse_header, read_header
 
-EXAMPLES = int(os.environ.get("FSPL_FUZZ_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("FSPL_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VALID = encode_header(Meta(3, 1_700_000_000, 5, Command((b"p",), ((b"K", b"V"),))))
 
