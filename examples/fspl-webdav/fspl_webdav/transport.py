@@ -6,6 +6,11 @@ WebDAV has what the delivery rules need:
   exists): upload to ``jobs/tmp-NAME.tmp``, then move it to its job name;
 * ``PUT``/``DELETE`` with ``If-None-Match: *`` and ``If-Match: ETAG`` are the
   conditional writes :mod:`spooler.lease` needs for the processing lock;
+* an exclusive ``LOCK`` makes those checks atomic: servers (wsgidav among
+  them) evaluate ``Overwrite`` and ``If-*`` and then act, so two requests can
+  both pass the check.  Each check-then-act runs holding a WebDAV lock on a
+  claim resource (``.claim-NAME`` beside ``jobs/``), which the server's lock
+  manager grants to one client at a time;
 * ``GET`` with ``Range`` reads just a header.
 """
 
@@ -13,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import http.client
+import re
 import ssl
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import BinaryIO
@@ -33,6 +40,12 @@ from spooler.seqfile import parse_seq
 from spooler.streams import spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
+LOCK_BODY = (
+    b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
+    b"<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
+    b"</D:lockinfo>"
+)
+CLAIM_SECONDS = 60  # the server drops a claim whose holder died after this
 OPTIONS = ("user", "password", "lock_ttl", "timeout")
 
 
@@ -129,6 +142,33 @@ class WebDAVTransport(StagedTransport):
         if response.status not in ok:
             raise SpoolError(f"{self.location}: {what}: HTTP {response.status} {response.reason}")
 
+    @contextmanager
+    def claim(self, name: str) -> Iterator[None]:
+        """Hold an exclusive WebDAV lock on ``.claim-NAME`` for one
+        check-then-act on NAME.  A claim held elsewhere (423) is waited for:
+        its holder is one request away from done, or dead and expiring."""
+        relative = f".claim-{name}"
+        deadline = time.monotonic() + CLAIM_SECONDS + self.timeout
+        while True:
+            reply = self.request(
+                "LOCK",
+                relative,
+                body=LOCK_BODY,
+                headers={"Depth": "0", "Timeout": f"Second-{CLAIM_SECONDS}"},
+            )
+            if reply.status != 423 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.expect(reply, f"LOCK {relative}", 200, 201)
+        token = re.sub(r"^<|>$", "", reply.getheader("Lock-Token") or "")
+        try:
+            yield
+        finally:
+            # Deleting the locked claim drops its lock with it, in one request.
+            gone = self.request("DELETE", relative, headers={"If": f"(<{token}>)"})
+            if gone.status not in (200, 204, 404):
+                self.request("UNLOCK", relative, headers={"Lock-Token": f"<{token}>"})
+
     # -- jobs -------------------------------------------------------------------
     def list_names(self) -> list[str]:
         response = self.request("PROPFIND", "jobs/", headers={"Depth": "1"}, stream=True)
@@ -176,12 +216,14 @@ class WebDAVTransport(StagedTransport):
         self.expect(self.request("PUT", f"jobs/{temp}", body=source), f"PUT {temp}", 200, 201, 204)
 
     def publish(self, temp: str, final: str) -> None:
-        """``MOVE`` with ``Overwrite: F``: the server refuses to replace (412)."""
-        moved = self.request(
-            "MOVE",
-            f"jobs/{temp}",
-            headers={"Destination": self._url_path(f"jobs/{final}"), "Overwrite": "F"},
-        )
+        """``MOVE`` with ``Overwrite: F`` under the name's claim: the server
+        refuses to replace (412)."""
+        with self.claim(final):
+            moved = self.request(
+                "MOVE",
+                f"jobs/{temp}",
+                headers={"Destination": self._url_path(f"jobs/{final}"), "Overwrite": "F"},
+            )
         if moved.status == 412:
             raise FileExistsError(final)
         self.expect(moved, f"MOVE {temp}", 201, 204)
@@ -258,7 +300,8 @@ class DAVLockStore(LeaseStore):
         self.t = t
 
     def create(self, body: bytes) -> str:
-        reply = self.t.request("PUT", LOCK_NAME, body=body, headers={"If-None-Match": "*"})
+        with self.t.claim(LOCK_NAME):
+            reply = self.t.request("PUT", LOCK_NAME, body=body, headers={"If-None-Match": "*"})
         if reply.status == 412:
             raise FileExistsError(LOCK_NAME)
         self.t.expect(reply, "PUT lock", 200, 201, 204)
@@ -273,7 +316,8 @@ class DAVLockStore(LeaseStore):
         return LockCopy(body, response.getheader("ETag") or "", _server_age(response))
 
     def _conditional(self, method: str, version: str, body: bytes | None = None) -> str:
-        reply = self.t.request(method, LOCK_NAME, body=body, headers={"If-Match": version})
+        with self.t.claim(LOCK_NAME):
+            reply = self.t.request(method, LOCK_NAME, body=body, headers={"If-Match": version})
         if reply.status == 412:
             raise Conflict(LOCK_NAME)
         self.t.expect(reply, f"{method} lock", 200, 201, 204)
