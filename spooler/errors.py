@@ -13,6 +13,13 @@ class SpoolError(Exception):
     """A failure the user can act on; ``str()`` is the complete message."""
 
 
+class UsageError(SpoolError):
+    """A command line the user must correct (a bad ``-o`` option, a malformed
+    URL): exit status 2, as for click's usage errors."""
+
+    exit_code = 2
+
+
 class HeaderError(SpoolError):
     """A job file's header does not parse (wrong tag, CRC, version, length…)."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .packet import Command, Meta
+from .redact import redact
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def job_environment(meta: Meta, job: JobRef | None = None) -> list[tuple[bytes, 
     if job is not None:
         pairs += [
             (b"FSPL_JOB_FILENAME", job.name.encode("utf-8", "surrogateescape")),
-            (b"FSPL_JOB_QUEUEDIR", job.queue_location.encode("utf-8", "surrogateescape")),
-            (b"FSPL_JOB_FULLPATH", job.full_path.encode("utf-8", "surrogateescape")),
+            (b"FSPL_JOB_QUEUEDIR", redact(job.queue_location).encode("utf-8", "surrogateescape")),
+            (b"FSPL_JOB_FULLPATH", redact(job.full_path).encode("utf-8", "surrogateescape")),
         ]
     if isinstance(meta.cmd, Command):
         pairs += [(b"FSPL_PARAM_%d" % i, p) for i, p in enumerate(meta.cmd.params, 1)]

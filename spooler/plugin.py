@@ -37,21 +37,31 @@ own modules, imported by the transport module (not here, to keep plugin
 registration cheap): :class:`spooler.delivery.StagedTransport` (atomic
 create-only delivery), :mod:`spooler.lease` (the lock protocol for storages
 without flock), and :mod:`spooler.testing` (the conformance kit your tests
-inherit).  Names exported here are the stable plugin API.
+inherit).  ``Option`` and ``parse_options`` parse ``-o KEY=VALUE`` as the
+built-in transports do; ``explains`` registers the one-line message for a
+library's exception (see :mod:`spooler.failures`).  Names exported here are the stable plugin API.
 """
 
 from __future__ import annotations
 
+from .errors import UsageError
+from .failures import explains
 from .hookspecs import hookimpl, provide
 from .spec import TransportSpec
 from .transport import Capability, SequencePeek, SequenceState, Transport
+from .transport_options import Option
+from .transport_options import parse as parse_options
 
 __all__ = [
     "Capability",
+    "Option",
     "SequencePeek",
     "SequenceState",
     "Transport",
     "TransportSpec",
+    "UsageError",
+    "explains",
     "hookimpl",
+    "parse_options",
     "provide",
 ]

@@ -24,7 +24,7 @@ from importlib import import_module
 
 import pluggy
 
-from . import hookspecs, log
+from . import failures, hookspecs, log
 from .errors import SpoolError, TransportUnavailable
 from .spec import TransportSpec
 from .transport import Transport
@@ -195,4 +195,5 @@ def split_scheme(location: str) -> tuple[str | None, bool]:
 
 def open_transport(location: str, options: Mapping[str, str] | None = None) -> Transport:
     """Resolve a ``-q`` value (path or URL) to a Transport instance."""
+    failures.note(location)
     return load_class(resolve_spec(location)).from_url(location, dict(options or {}))

@@ -23,9 +23,9 @@ from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import BinaryIO
 
-from spooler import log
+from spooler import log, transport_options
 from spooler.delivery import StagedTransport
-from spooler.errors import SpoolError, append_only, no_queue
+from spooler.errors import SpoolError, UsageError, append_only, no_queue
 from spooler.layout import JOBS_DIR, PLACEHOLDER, SEQ_LOCK_NAME, SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import (
     DEFAULT_TTL,
@@ -35,6 +35,7 @@ from spooler.lease import (
 from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.seqfile import parse_seq
 from spooler.streams import spooled_upload
+from spooler.transport_options import Option
 
 from .command import Rclone, rclone_argv
 from .lock import RcloneLockStore
@@ -42,21 +43,12 @@ from .lock import RcloneLockStore
 _log = log.Logger("spooler.rclone")
 DEFAULT_SETTLE = 1.0
 HEADER_WORKERS = 8
-OPTIONS = ("config", "flags", "lock_ttl", "lock_settle")
-
-
-def _seconds(options: Mapping[str, str], key: str, default: float) -> float:
-    """A duration option; a one-line error, not a traceback, when it is not one."""
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # NaN too
-        raise SpoolError(f"-o {key}={raw}: expected a number of seconds")
-    return value
+OPTIONS = (
+    Option("config"),
+    Option("flags"),
+    Option("lock_ttl", "seconds", DEFAULT_TTL, minimum=1),
+    Option("lock_settle", "seconds", DEFAULT_SETTLE, minimum=0),
+)
 
 
 class RcloneTransport(StagedTransport):
@@ -67,17 +59,16 @@ class RcloneTransport(StagedTransport):
     def __init__(self, location: str, base: str, argv: list[str], options: Mapping[str, str]):
         super().__init__(location)
         self.rclone = Rclone(argv, base, location)
-        self.lock_ttl = _seconds(options, "lock_ttl", DEFAULT_TTL)
-        self.settle = _seconds(options, "lock_settle", DEFAULT_SETTLE)
+        opts = transport_options.parse("rclone", options, OPTIONS)
+        self.lock_ttl: float = opts["lock_ttl"]
+        self.settle: float = opts["lock_settle"]
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> RcloneTransport:
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise SpoolError(f"Unknown rclone options: {', '.join(sorted(unknown))}")
+        transport_options.parse("rclone", options, OPTIONS)
         base = url.split(":", 1)[1]
         if ":" not in base:
-            raise SpoolError(f"{url}: expected rclone:REMOTE:PATH")
+            raise UsageError(f"{url}: expected rclone:REMOTE:PATH")
         return cls(url, base, rclone_argv(options), options)
 
     def path(self, relative: str) -> str:

@@ -18,28 +18,56 @@ typo cannot create one.  See docs/transports/s3.md.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from spooler_plugins.fsspec.transport import FsspecTransport, coerce_options
+from spooler_plugins.fsspec.transport import FsspecTransport
 from spooler_plugins.s3.download import EmptyObject, open_object
 from spooler_plugins.s3.lease import S3LeaseStore, S3Object, SequenceObject
 from spooler_plugins.s3.upload import Uploader, client_errors, make_client, request_extras
 
-from spooler import log
-from spooler.errors import SpoolError, append_only, no_queue
+from spooler import log, transport_options
+from spooler.errors import SpoolError, UsageError, append_only, no_queue
+from spooler.failures import describe, reason
 from spooler.ids import new_job_name
 from spooler.layout import PLACEHOLDER, SEQ_NAME
 from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.progress import Progress
+from spooler.transport_options import Option
 
 if TYPE_CHECKING:
     import s3fs
 
 _log = log.Logger("spooler.s3")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+#: The ``-o`` options: ours, then those of s3fs.S3FileSystem that make sense here.
+OPTIONS = (
+    Option("lease_ttl", "seconds", DEFAULT_TTL, minimum=1),
+    Option("read_parallel", "int", 1, minimum=1, maximum=64),
+    Option("endpoint_url"),
+    Option("region"),
+    Option("profile"),
+    Option("anon", "bool"),
+    Option("key"),
+    Option("secret"),
+    Option("token"),
+    Option("use_ssl", "bool"),
+    Option("requester_pays", "bool"),
+    Option("default_block_size", "int", minimum=5 * 1024 * 1024),
+    Option("default_fill_cache", "bool"),
+    Option("default_cache_type"),
+    Option("version_aware", "bool"),
+    Option("cache_regions", "bool"),
+    Option("max_concurrency", "int", minimum=1),
+    Option("fixed_upload_size", "bool"),
+    Option("s3_additional_kwargs", "json"),
+    Option("client_kwargs", "json"),
+    Option("config_kwargs", "json"),
+)
 LEASE_NAME = "nextseq.lease"
 
 
@@ -79,10 +107,13 @@ class S3Transport(FsspecTransport):
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> S3Transport:
-        opts = coerce_options(options)
-        ttl = float(opts.pop("lease_ttl", DEFAULT_TTL))
-        read_parallel = int(opts.pop("read_parallel", 1))
+        opts = transport_options.parse("s3", options, OPTIONS)
+        ttl = opts.pop("lease_ttl")
+        read_parallel = opts.pop("read_parallel")
         opts.setdefault("client_kwargs", {})
+        # Fail fast on a dead endpoint: botocore's default retries take ~9 s.
+        opts.setdefault("config_kwargs", {}).setdefault("retries", {"total_max_attempts": 2})
+        opts["config_kwargs"].setdefault("connect_timeout", 10)
         endpoint = opts.pop("endpoint_url", None) or os.environ.get(
             "AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL")
         )
@@ -94,7 +125,15 @@ class S3Transport(FsspecTransport):
         profile = opts.pop("profile", None) or os.environ.get("AWS_PROFILE")
         if profile:
             opts["profile"] = profile
+        if not url.lower().startswith(("s3://", "s3a://")):
+            raise UsageError(f"{url}: expected s3://BUCKET/PREFIX")
         root = url.split("://", 1)[1]
+        bucket = root.partition("/")[0]
+        if bucket and not _BUCKET.fullmatch(bucket):
+            raise UsageError(
+                f"{url}: {bucket!r} is not a valid bucket name (3 to 63 characters: "
+                "lowercase letters, digits, dots and hyphens)"
+            )
         transport = cls(url, opts, root, ttl)
         transport.read_parallel = read_parallel
         return transport
@@ -166,9 +205,10 @@ class S3Transport(FsspecTransport):
         except OSError as exc:
             if _precondition_failed(exc):
                 raise
-            raise SpoolError(f"{self.location}: S3 {method} failed: {exc}") from None
+            raise SpoolError(f"{self.location}: S3 {method} failed: {reason(exc)}") from None
         except Exception as exc:  # botocore/aiohttp errors: endpoint, credentials
-            raise SpoolError(f"{self.location}: S3 {method} failed: {exc}") from None
+            why = describe(exc) or reason(exc)
+            raise SpoolError(f"{self.location}: S3 {method} failed: {why}") from None
 
     # -- delivery ---------------------------------------------------------
     def deliver(self, source: BinaryIO, name: str | None = None) -> str:

@@ -24,8 +24,48 @@ from typing import Any, BinaryIO
 
 from spooler import log
 from spooler.errors import SpoolError
+from spooler.failures import explains, reason
 
 _log = log.Logger("spooler.s3")
+_CREDENTIALS = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or ~/.aws/credentials"
+
+
+@explains("botocore.exceptions.NoCredentialsError")
+def _no_credentials(exc: BaseException) -> str:
+    return f"no AWS credentials found ({_CREDENTIALS})"
+
+
+@explains("botocore.exceptions.ProfileNotFound")
+def _no_profile(exc: BaseException) -> str:
+    return f"{reason(exc)} (see ~/.aws/config, or unset AWS_PROFILE)"
+
+
+@explains("botocore.exceptions.EndpointConnectionError", "botocore.exceptions.ConnectionError")
+def _endpoint(exc: BaseException) -> str:
+    return f"{reason(exc)} (is the endpoint right and up? -o endpoint_url or AWS_ENDPOINT_URL)"
+
+
+@explains("botocore.exceptions.ClientError")
+def _client_error(exc: BaseException) -> str:
+    error = getattr(exc, "response", {}).get("Error", {})
+    code = str(error.get("Code", ""))
+    text = f"{error.get('Message') or code} ({code})" if code else reason(exc)
+    if code in ("403", "Forbidden", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"):
+        return f"{text}: access denied; check the credentials ({_CREDENTIALS}) and the region"
+    return text
+
+
+@explains("botocore.exceptions.BotoCoreError")
+def _botocore(exc: BaseException) -> str:
+    return reason(exc)
+
+
+def explain(exc: BaseException) -> str:
+    from spooler.failures import describe
+
+    return describe(exc) or reason(exc)
+
+
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; 8 keeps requests low at the same speed
 PARTS_PER_SIZE = 2500  # the part size doubles after this many parts
 PARALLEL = 2  # parts in flight: most of the throughput gain, memory bounded
@@ -184,6 +224,6 @@ def client_errors(
             raise FileNotFoundError(errno.ENOENT, "no such object", where) from None
         if code == "NoSuchBucket":
             raise SpoolError(f"{where}: no such bucket") from None
-        raise SpoolError(f"{where}: S3 {method} failed: {error.get('Message') or code}") from None
+        raise SpoolError(f"{where}: S3 {method} failed: {explain(exc)}") from None
     except BotoCoreError as exc:
-        raise SpoolError(f"{where}: S3 {method} failed: {exc}") from None
+        raise SpoolError(f"{where}: S3 {method} failed: {explain(exc)}") from None

@@ -14,6 +14,7 @@ carries the connection on its stdin/stdout.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from collections.abc import Mapping
@@ -33,8 +34,20 @@ GLOBAL_KNOWN_HOSTS = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
 MAX_HOPS = 8  # a ProxyJump loop in the config ends here
 
 
+# paramiko logs its own tracebacks (a port that is not SSH): our one line says it.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
+
 def describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    """A paramiko or OS error on one line, never empty (paramiko's "Server
+    connection dropped:" has nothing after the colon)."""
+    text = " ".join(str(exc).split()).rstrip(": ")
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f'"{exc.filename}": {text}'
+    if not text or text.endswith("dropped"):
+        return f"{text or type(exc).__name__} (the server closed the connection)"
+    return text
 
 
 class Client(paramiko.SSHClient):

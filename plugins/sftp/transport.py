@@ -29,14 +29,16 @@ from urllib.parse import unquote, urlsplit
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, SFTPError
 
-from spooler import log
+from spooler import log, transport_options
 from spooler.delivery import StagedTransport
-from spooler.errors import SpoolError, append_only, no_queue
+from spooler.errors import SpoolError, UsageError, append_only, no_queue
 from spooler.layout import SEQ_LOCK_NAME, SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.plugin import Capability, SequencePeek, SequenceState
+from spooler.redact import has_password, redact
 from spooler.seqfile import parse_seq
 from spooler.streams import BUFSIZE, spooled_upload
+from spooler.transport_options import Option
 
 from .connection import connect, describe
 from .download import PipelinedReader
@@ -48,12 +50,12 @@ WINDOW = 64 * 1024 * 1024
 #: Seconds without an answer after which a remote call fails (``-o timeout``).
 DEFAULT_TIMEOUT = 60.0
 OPTIONS = (
-    "ssh_config",
-    "strict_host_key_checking",
-    "identity_file",
-    "known_hosts",
-    "lock_ttl",
-    "timeout",
+    Option("ssh_config"),
+    Option("strict_host_key_checking"),
+    Option("identity_file"),
+    Option("known_hosts"),
+    Option("lock_ttl", "seconds", DEFAULT_TTL, minimum=1),
+    Option("timeout", "seconds", DEFAULT_TIMEOUT, minimum=0.1),
 )
 
 
@@ -95,25 +97,29 @@ class SFTPTransport(StagedTransport):
     # -- connecting ---------------------------------------------------------
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> SFTPTransport:
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise SpoolError(f"Unknown sftp options: {', '.join(sorted(unknown))}")
+        opts = transport_options.parse("sftp", options, OPTIONS)
+        if has_password(url):
+            raise UsageError(
+                f"{redact(url)}: passwords in sftp:// URLs are refused (they would show in "
+                "ps and in every job's environment); use a key (-o identity_file=FILE, "
+                "~/.ssh/config IdentityFile) or the ssh-agent"
+            )
         parts = urlsplit(url)
         if not parts.hostname:
-            raise SpoolError(f"{url}: no host (sftp://[USER@]HOST[:PORT]/PATH)")
+            raise UsageError(f"{url}: no host (sftp://[USER@]HOST[:PORT]/PATH)")
+        try:
+            port = parts.port
+        except ValueError:
+            raise UsageError(
+                f"{url}: the port must be a number from 1 to 65535 (sftp://HOST:PORT/PATH)"
+            ) from None
         path = unquote(parts.path)
         if path.startswith("/~/"):
             path = path[3:]
         elif not path or path == "/":
-            raise SpoolError(f"{url}: no queue path")
-        client = connect(url, parts.hostname, parts.port, parts.username, options)
-        return cls(
-            url,
-            client,
-            path,
-            float(options.get("lock_ttl", DEFAULT_TTL)),
-            float(options.get("timeout", DEFAULT_TIMEOUT)),
-        )
+            raise UsageError(f"{url}: no queue path")
+        client = connect(url, parts.hostname, port, parts.username, options)
+        return cls(url, client, path, opts["lock_ttl"], opts["timeout"])
 
     def close(self) -> None:
         if "lock_store" in self.__dict__:
@@ -140,6 +146,8 @@ class SFTPTransport(StagedTransport):
             raise SpoolError(
                 f"{self.location}: {what}: the SSH connection failed ({describe(exc)})"
             ) from None
+        except FileNotFoundError as exc:
+            raise SpoolError(f"{self.location}: {what}: {describe(exc)}") from None
 
     # -- jobs ----------------------------------------------------------------
     def list_names(self) -> list[str]:

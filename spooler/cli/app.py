@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import click
 
-from .. import __version__, log
+from .. import __version__, failures, log
 from ..errors import SpoolError, describe_os_error
+from ..redact import redact
 from .commands import COMMANDS, load
 from .options import CONTEXT
 
@@ -85,16 +86,21 @@ def run(args: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except SpoolError as exc:
-        return _fail(str(exc))
+        _fail(redact(str(exc)))
+        return getattr(exc, "exit_code", 1)
     except OSError as exc:
         where = f'"{exc.filename}": ' if exc.filename else ""
-        return _fail(where + describe_os_error(exc))
-    except Exception as exc:  # a bug: still one line, traceback only on request
+        return _fail(redact(where + describe_os_error(exc)))
+    except Exception as exc:
+        explained = failures.explain(exc)
+        if explained is not None:  # a library's report of an outside failure
+            return _fail(redact(explained))
+        # A bug: still one line, traceback only on request.
         if log.enabled(log.DEBUG):
             import traceback
 
             traceback.print_exc()
-        return _fail(f"internal error: {type(exc).__name__}: {exc}")
+        return _fail(redact(f"internal error: {type(exc).__name__}: {exc}"))
     return 0
 
 

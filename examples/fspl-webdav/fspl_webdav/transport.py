@@ -35,7 +35,7 @@ from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, append_only, no_queue
 from spooler.layout import SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import DEFAULT_TTL, Conflict, LeaseStore, LockCopy, hold, holder
-from spooler.plugin import Capability, SequencePeek, SequenceState
+from spooler.plugin import Capability, Option, SequencePeek, SequenceState, parse_options
 from spooler.seqfile import parse_seq
 from spooler.streams import spooled_upload
 
@@ -46,7 +46,12 @@ LOCK_BODY = (
     b"</D:lockinfo>"
 )
 CLAIM_SECONDS = 60  # the server drops a claim whose holder died after this
-OPTIONS = ("user", "password", "lock_ttl", "timeout")
+OPTIONS = (
+    Option("user"),
+    Option("password"),
+    Option("lock_ttl", "seconds", DEFAULT_TTL, minimum=1),
+    Option("timeout", "seconds", 60.0, minimum=0.1),
+)
 
 
 class WebDAVTransport(StagedTransport):
@@ -75,15 +80,13 @@ class WebDAVTransport(StagedTransport):
         self.auth = (
             "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else None
         )
-        self.timeout = float(options.get("timeout", 60))
-        self.lock_ttl = float(options.get("lock_ttl", DEFAULT_TTL))
+        opts = parse_options("webdav", options, OPTIONS)
+        self.timeout: float = opts["timeout"]
+        self.lock_ttl: float = opts["lock_ttl"]
         self._local = threading.local()
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> WebDAVTransport:
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise SpoolError(f"Unknown webdav options: {', '.join(sorted(unknown))}")
         return cls(url, options)
 
     # -- HTTP -------------------------------------------------------------------
