@@ -26,13 +26,15 @@ class Outcome(Protocol):
 
 def one_error_line(result: Outcome, status: int | None = 1) -> str:
     """Assert the command failed (exit ``status``, unless None) with one
-    ``Error: …`` line on stderr and no traceback; return that line."""
+    ``Error: …`` line on stderr, no traceback and no "internal error" (the
+    label of a bug, never of a user's mistake); return that line."""
     err = result.err
     if status is not None:
         assert result.returncode == status, (result.returncode, err)
     assert err.count("\n") == 1 and err.endswith("\n"), f"not one line: {err!r}"
     assert err.startswith("Error: "), err
     assert "Traceback" not in err, err
+    assert "internal error" not in err, err
     return err[:-1]
 
 
