@@ -60,3 +60,24 @@ def reason(exc: BaseException) -> str:
     """A library exception's text, never empty, on one line."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text.rstrip(":").rstrip() or type(exc).__name__
+
+
+#: The extra that installs each optional library the built-in transports use.
+EXTRAS = {
+    "botocore": "s3",
+    "s3fs": "s3",
+    "aiobotocore": "s3",
+    "aiohttp": "s3",
+    "paramiko": "sftp",
+    "fsspec": "fsspec",
+}
+
+
+@explains("builtins.ModuleNotFoundError")
+def _missing_library(exc: BaseException) -> str:
+    """A library missing at whatever depth it is first imported."""
+    name = (getattr(exc, "name", None) or "").partition(".")[0]
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return f"a library is missing ({reason(exc)})"
+    return f"{name} is not installed; install it with: pip install 'filespooler[{extra}]'"

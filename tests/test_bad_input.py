@@ -195,3 +195,21 @@ def test_redaction_in_job_environment() -> None:
 
 def test_at_least_sixty_cases() -> None:
     assert sum(map(len, (LOCAL, S3, SFTP, RCLONE, FSSPEC))) >= 60
+
+
+@pytest.mark.parametrize(
+    ("library", "location", "extra"),
+    [("botocore", "s3://bkt/q", "s3"), ("paramiko", "sftp://127.0.0.1/q", "sftp")],
+)
+def test_missing_library_gives_the_install_hint(
+    ours: Any, tmp_path: Path, library: str, location: str, extra: str
+) -> None:
+    """A library made unimportable (a shim first on the path): the hint, not an internal error."""
+    shim = tmp_path / library
+    shim.mkdir()
+    (shim / "__init__.py").write_text(
+        f"raise ModuleNotFoundError({'No module named ' + library!r}, name={library!r})\n"
+    )
+    result = ours("queue-write", "-q", location, env={"PYTHONPATH": str(tmp_path)})
+    line = one_error_line(result)
+    assert f"pip install 'filespooler[{extra}]'" in line, line
