@@ -105,12 +105,12 @@ def test_clear_errors(ours: Runner, rclone_local: dict[str, str], tmp_path: Path
     assert 'no remote named "nosuchremote"' in unknown.err
     assert "RCLONE_CONFIG_NOSUCHREMOTE_TYPE" in unknown.err
     bad_ttl = ours("queue-ls", "-q", f"rclone:localr:{tmp_path}", "-o", "lock_ttl=soon")
-    assert bad_ttl.returncode == 1 and "-o lock_ttl=soon: expected a number" in bad_ttl.err
+    assert bad_ttl.returncode == 2 and "-o lock_ttl=soon: expected a number" in bad_ttl.err
     missing = ours("queue-ls", "-q", f"rclone:localr:{tmp_path}/none")
     no_binary = ours("queue-ls", "-q", f"rclone:localr:{tmp_path}", env={"PATH": "/nonexistent"})
     assert no_binary.returncode == 1 and "rclone is not installed" in no_binary.err
     for result in (unknown, bad_ttl, missing, no_binary):
-        one_error_line(result)
+        one_error_line(result, status=None)
 
 
 def test_lock_contention(ours: Runner, rclone_local: dict[str, str], tmp_path: Path) -> None:

@@ -1,0 +1,25 @@
+"""examples/mistakes/demo.sh runs and shows one Error: line per mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).parent.parent / "examples" / "mistakes" / "demo.sh"
+
+
+def test_demo(tmp_path: Path) -> None:
+    fspl = tmp_path / "fspl"
+    fspl.write_text(f'#!/bin/sh\nexec {sys.executable} -m spooler "$@"\n')
+    fspl.chmod(0o755)
+    proc = subprocess.run(
+        ["sh", str(DEMO)], capture_output=True, text=True, env={**os.environ, "FSPL": str(fspl)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    errors = proc.stderr.splitlines()
+    assert len(errors) == 7 and all(e.startswith("Error: ") for e in errors), errors
+    assert proc.stdout.count("(exit 2)") == 6 and proc.stdout.count("(exit 1)") == 1
+    assert "queue-init" in errors[0] and "SECRET" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
