@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from importlib import import_module
+from importlib.util import find_spec
 
 import pluggy
 
@@ -164,6 +165,9 @@ def load_class(spec: TransportSpec) -> type[Transport]:
     """Import the transport class of ``spec``, with an actionable error if missing."""
     module_name, _, attr = spec.factory.partition(":")
     try:
+        for required in spec.requires:  # found, not imported: stays cheap
+            if find_spec(required) is None:
+                raise ModuleNotFoundError(f"No module named {required!r}", name=required)
         module = import_module(module_name)
     except ImportError as exc:
         hint = f"; install it with: pip install '{spec.install_hint}'" if spec.install_hint else ""

@@ -28,5 +28,9 @@ class TransportSpec:
     description: str = ""
     #: What to install when the import fails, e.g. ``"filespooler[s3]"``.
     install_hint: str = ""
+    #: Libraries the transport imports only when it needs them (deep in its
+    #: code): checked by ``fspl transports`` and before the class is loaded,
+    #: so that a missing one gets the install hint.
+    requires: tuple[str, ...] = ()
     #: Filled in by the registry: where the declaring plugin came from.
     origin: str = field(default="", compare=False)

@@ -213,3 +213,21 @@ def test_missing_library_gives_the_install_hint(
     result = ours("queue-write", "-q", location, env={"PYTHONPATH": str(tmp_path)})
     line = one_error_line(result)
     assert f"pip install 'filespooler[{extra}]'" in line, line
+
+
+def test_transports_says_what_to_install(ours: Any, tmp_path: Path) -> None:
+    """botocore unimportable (a finder refusing it): s3 needs its extra, not "ok"."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] == 'botocore':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    result = ours("transports", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.err
+    s3 = next(line for line in result.out.splitlines() if line.startswith("s3,"))
+    assert "needs filespooler[s3]" in s3 and "pip install" in s3, s3
+    write = ours("queue-write", "-q", "s3://bkt/q", env={"PYTHONPATH": str(tmp_path)})
+    assert "pip install 'filespooler[s3]'" in one_error_line(write)

@@ -10,6 +10,7 @@ fspl_transports = provide(
         schemes=("*", "memory"),
         factory="spooler_plugins.fsspec.transport:FsspecTransport",
         description="Any fsspec filesystem (memory://, gcs://, abfs://, …) by its URL",
+        requires=("fsspec",),
         install_hint="filespooler[fsspec]",
     )
 )

@@ -10,6 +10,7 @@ fspl_transports = provide(
         schemes=("s3", "s3a"),
         factory="spooler_plugins.s3.transport:S3Transport",
         description="Amazon S3 and S3-compatible object stores (s3://BUCKET/PREFIX)",
+        requires=("botocore", "s3fs"),
         install_hint="filespooler[s3]",
     )
 )

@@ -16,6 +16,7 @@ fspl_transports = provide(
         schemes=("sftp",),
         factory="spooler_plugins.sftp.transport:SFTPTransport",
         description="Directories on SSH servers over SFTP (sftp://[USER@]HOST[:PORT]/PATH)",
+        requires=("paramiko",),
         install_hint="filespooler[sftp]",
     )
 )

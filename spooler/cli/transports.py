@@ -13,7 +13,8 @@ def describe(spec: TransportSpec) -> tuple[str, str]:
     try:
         cls = load_class(spec)
     except SpoolError as exc:
-        return "unavailable", str(exc)
+        status = f"needs {spec.install_hint}" if spec.install_hint else "unavailable"
+        return status, str(exc)
     return "ok", ", ".join(sorted(cls.capabilities)) or "-"
 
 
