@@ -231,3 +231,22 @@ def test_transports_says_what_to_install(ours: Any, tmp_path: Path) -> None:
     assert "needs filespooler[s3]" in s3 and "pip install" in s3, s3
     write = ours("queue-write", "-q", "s3://bkt/q", env={"PYTHONPATH": str(tmp_path)})
     assert "pip install 'filespooler[s3]'" in one_error_line(write)
+
+
+def test_directory_as_stdin_writes_nothing(queue: Path) -> None:
+    """CPython refuses it before fspl runs (docs/cli.md): a failure, nothing written."""
+    import subprocess
+    import sys
+
+    before = _tree(queue)
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "spooler", "queue-write", "-q", str(queue)],
+            stdin=fd,
+            capture_output=True,
+        )
+    finally:
+        os.close(fd)
+    assert proc.returncode != 0 and b"is a directory" in proc.stderr
+    assert _tree(queue) == before
