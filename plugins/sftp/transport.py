@@ -146,8 +146,6 @@ class SFTPTransport(StagedTransport):
             raise SpoolError(
                 f"{self.location}: {what}: the SSH connection failed ({describe(exc)})"
             ) from None
-        except FileNotFoundError as exc:
-            raise SpoolError(f"{self.location}: {what}: {describe(exc)}") from None
 
     # -- jobs ----------------------------------------------------------------
     def list_names(self) -> list[str]:
