@@ -36,6 +36,9 @@ def fsync_dir(path: str) -> None:
 
 #: Sequence numbers are u64 and wrap around, as in the reference.
 SEQ_MODULUS = 2**64
+#: The first line of a sequence file is read whole (leading zeros and all,
+#: as the reference does) up to this many characters.
+MAX_SEQ_LINE = 1024 * 1024
 
 
 def parse_u64(text: str, origin: str) -> int:
@@ -63,9 +66,11 @@ class SeqFile:
         _log.debug('Attempting to open file "%s"', self.path)
         try:
             with open(self.path, encoding="ascii", errors="replace") as fh:
-                text = fh.read(64)
+                text = fh.readline(MAX_SEQ_LINE + 1)  # the whole line, as the reference
         except OSError as exc:
             raise SpoolError(f'Reading "{self.path}": {describe_os_error(exc)}') from None
+        if len(text) > MAX_SEQ_LINE:
+            raise SpoolError(f'Invalid sequence file "{self.path}": first line exceeds 1 MiB')
         value = parse_seq(text, f'"{self.path}"')
         _log.debug('Read next ID %d from seqfile "%s"', value, self.path)
         return value
