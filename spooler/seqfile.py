@@ -50,8 +50,13 @@ def parse_u64(text: str, origin: str) -> int:
 
 
 def parse_seq(text: str, origin: str) -> int:
-    """Parse the content of a sequence file: its first line, trimmed, as a u64."""
-    return parse_u64(text.split("\n", 1)[0].strip(" \t\r\x0b\x0c"), origin)
+    """Parse the content of a sequence file: its first line, trimmed, as a u64.
+
+    Callers read at most ``MAX_SEQ_LINE + 1`` characters."""
+    line = text.split("\n", 1)[0]
+    if len(line) > MAX_SEQ_LINE:
+        raise SpoolError(f"Invalid sequence file in {origin}: first line exceeds 1 MiB")
+    return parse_u64(line.strip(" \t\r\x0b\x0c"), origin)
 
 
 class SeqFile:
@@ -69,8 +74,6 @@ class SeqFile:
                 text = fh.readline(MAX_SEQ_LINE + 1)  # the whole line, as the reference
         except OSError as exc:
             raise SpoolError(f'Reading "{self.path}": {describe_os_error(exc)}') from None
-        if len(text) > MAX_SEQ_LINE:
-            raise SpoolError(f'Invalid sequence file "{self.path}": first line exceeds 1 MiB')
         value = parse_seq(text, f'"{self.path}"')
         _log.debug('Read next ID %d from seqfile "%s"', value, self.path)
         return value
