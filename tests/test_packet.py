@@ -152,7 +152,7 @@ def test_metadata_crc_mismatch_with_a_valid_header_crc() -> None:
 
 @pytest.mark.parametrize("tag", [b"*FILESPOOLEX", b"\x00" * 12, b"FILESPOOLER*"])
 def test_wrong_tag_with_valid_crcs(tag: bytes) -> None:
-    with pytest.raises(HeaderError, match="Input doesn.t appear to be a filespooler file"):
+    with pytest.raises(HeaderError, match="Input doesn't appear to be a filespooler file"):
         parse_header(frame(encode_meta(SAMPLE), tag=tag))
 
 
