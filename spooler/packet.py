@@ -248,6 +248,10 @@ def _decode_command(body: object) -> Command:
 #: would become millions of Python objects (hundreds of MB) in every scan.
 MAX_META_OBJECTS = 1_048_576
 MAX_META_DEPTH = 64
+#: Every object takes at least one byte, so a small block is cheap whatever
+#: it holds (msgpack bounds its nesting): only larger ones are walked, which
+#: keeps the walk out of the scan of ordinary packets.
+_WALK_ABOVE = 4096
 _NESTED = (0x80, 0x90)  # fixmap, fixarray: low nibble is the length
 _SKIP_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
 _SKIP_FIXED.update({0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9})
@@ -307,7 +311,8 @@ def _check_cost(block: bytes) -> None:
 
 def decode_meta(block: bytes) -> Meta:
     """Decode a metadata block (already CRC-checked)."""
-    _check_cost(block)
+    if len(block) > _WALK_ABOVE:
+        _check_cost(block)
     try:
         doc = msgpack.unpackb(block, raw=True, strict_map_key=False, object_pairs_hook=tuple)
     except msgpack.ExtraData as extra:

@@ -94,7 +94,8 @@ def test_metadata_with_millions_of_objects_is_refused_like_a_bad_header(
 
 def test_deep_nesting_and_oversized_claims_are_refused(ours: Runner) -> None:
     head = pack({"seq": 9, "ctime": [5, 6], "cmd_type": "NOP"})
-    deep = frame(b"\x84" + head[1:] + b"\xa1x" + b"\x91" * 100 + b"\xc0")
+    padding = b"\x00" * 5000  # after the value: ignored, but large blocks are walked
+    deep = frame(b"\x84" + head[1:] + b"\xa1x" + b"\x91" * 100 + b"\xc0" + padding)
     assert "nests deeper than 64" in one_error_line(ours("stdin-info", input=deep))
     claims = frame(b"\x84" + head[1:] + b"\xa1x\xdd\xff\xff\xff\xff")
     one_error_line(ours("stdin-info", input=claims, timeout=SHORT))
