@@ -318,7 +318,7 @@ def decode_meta(block: bytes) -> Meta:
     except msgpack.ExtraData as extra:
         doc = extra.unpacked  # the reference reads one value and ignores the rest
     except Exception as exc:  # msgpack raises a zoo of types for bad input
-        raise HeaderError(f"metadata does not decode: {exc or type(exc).__name__}") from None
+        raise HeaderError(f"metadata does not decode: {str(exc) or type(exc).__name__}") from None
     if (
         type(doc) is tuple
         and len(doc) == 3
