@@ -226,3 +226,18 @@ def test_dash_j_refuses_a_duplicated_seq(
     assert mine.returncode == theirs.returncode == 1
     assert "with seq 2, which was already seen in" in one_error_line(mine)
     assert theirs.stdout == mine.stdout == b""
+
+
+@pytest.mark.parametrize("args", [["queue-ls"], ["queue-process", "true"]], ids=" ".join)
+def test_scans_log_the_header_error_texts(
+    tmp_path: Path, ours: Runner, ref: Runner, args: list[str]
+) -> None:
+    for run, name in ((ours, "q"), (ref, "r")):
+        q = make_queue(tmp_path / name)
+        for kind in ("tag", "version", "prefix", "metadata"):
+            put_job(q, _corrupt(kind), name=kind)
+        result = run("-l", "debug", *args[:1], "-q", q, *args[1:], timeout=SHORT)
+        assert result.returncode == 0, result.err
+        for text in ("filespooler file", "version 2 != 1", "file prefix", "on metadata"):
+            assert text in result.err, (run, text)
+        assert len(jobs_in(q)) == 4
