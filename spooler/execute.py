@@ -79,8 +79,20 @@ def _environment(pairs: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     if _base_env is None:
         _base_env = dict(os.environb)
     env = dict(_base_env)
-    env.update(pairs)
+    for name, value in pairs:
+        _refuse_nul(name, value)
+        # A saved name may hold "=" (the reference passes it through, and the
+        # command sees ``FSPL_SET_A=B=C``); the OS interface refuses such
+        # keys, so split at the first "=": the environment string is the same.
+        name, eq, rest = name.partition(b"=")
+        env[name] = rest + eq + value if eq else value
     return env
+
+
+def _refuse_nul(*items: bytes) -> None:
+    """No C string holds a NUL: refuse as the reference does (the job stays)."""
+    if any(b"\0" in item for item in items):
+        raise SpoolError("nul byte found in provided data")
 
 
 def run_command(
@@ -91,6 +103,7 @@ def run_command(
     timeout: float | None,
 ) -> Outcome:
     """Run ``argv`` to completion; ``output`` receives stdout and stderr."""
+    _refuse_nul(*argv)
     env = _environment(env_pairs)
     _log.debug("Preparing to run %r with params %r", argv[0], argv[1:])
     hook = group_hook

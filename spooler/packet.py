@@ -116,13 +116,14 @@ def parse_fixed(fixed: bytes) -> tuple[int, int]:
     if len(fixed) < FIXED_LEN:
         raise HeaderError("failed to fill whole buffer")
     tag, version, length, meta_crc = _PREFIX.unpack_from(fixed)
+    # The reference's checks, in its order and with its words.
     if tag != MAGIC:
-        raise HeaderError("not a filespooler packet (bad tag)")
+        raise HeaderError("Input doesn't appear to be a filespooler file")
+    if version != VERSION:
+        raise HeaderError(f"Input version {version} != {VERSION}")
     (head_crc,) = _CRC.unpack_from(fixed, PREFIX_LEN)
     if zlib.crc32(fixed[:PREFIX_LEN]) != head_crc:
-        raise HeaderError("header CRC mismatch")
-    if version != VERSION:
-        raise HeaderError(f"unsupported packet version {version}")
+        raise HeaderError("CRC-32 mismatch on file prefix")
     if length > MAX_META_LEN:
         raise HeaderError(f"metadata length {length} exceeds the {MAX_META_LEN}-byte limit")
     return length, meta_crc
@@ -242,14 +243,82 @@ def _decode_command(body: object) -> Command:
     return Command(tuple([_as_bytes(p, "param") for p in params]), tuple(pairs))
 
 
+#: Caps on the first MessagePack value of a metadata block.  A real packet
+#: holds a few dozen objects; without a cap a few MB of one-byte empty arrays
+#: would become millions of Python objects (hundreds of MB) in every scan.
+MAX_META_OBJECTS = 1_048_576
+MAX_META_DEPTH = 64
+#: Every object takes at least one byte, so a small block is cheap whatever
+#: it holds (msgpack bounds its nesting): only larger ones are walked, which
+#: keeps the walk out of the scan of ordinary packets.
+_WALK_ABOVE = 4096
+_NESTED = (0x80, 0x90)  # fixmap, fixarray: low nibble is the length
+_SKIP_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_SKIP_FIXED.update({0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9})
+_SKIP_FIXED.update({0xD8: 17})
+_SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin, str: size width
+_SIZED_EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext: size width, then a type byte
+_CONTAINER = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # width, items per entry
+
+
+def _check_cost(block: bytes) -> None:
+    """Refuse, before decoding, a first value with too many objects or levels.
+
+    A walk over the encoding that allocates nothing per object: it counts
+    the objects the decoder would build and tracks how many items each open
+    container still owes.  Claimed lengths are counted, never allocated, so
+    a claim larger than the block costs nothing; the decoder then reports
+    the truncation.
+    """
+    pos, objects, end = 0, 0, len(block)
+    owed: list[int] = [1]  # items still to read at each open level
+    while owed:
+        if owed[-1] == 0:
+            owed.pop()
+            continue
+        owed[-1] -= 1
+        if pos >= end:
+            return  # truncated: the decoder reports it
+        objects += 1
+        if objects > MAX_META_OBJECTS:
+            raise HeaderError(f"metadata has more than {MAX_META_OBJECTS} objects")
+        byte = block[pos]
+        pos += 1
+        count = -1
+        if byte <= 0x7F or byte >= 0xE0:
+            continue
+        if byte & 0xF0 in _NESTED:
+            count = (byte & 0x0F) * (2 if byte & 0xF0 == 0x80 else 1)
+        elif 0xA0 <= byte <= 0xBF:
+            pos += byte & 0x1F
+        elif byte in _SKIP_FIXED:
+            pos += _SKIP_FIXED[byte]
+        elif byte in _SIZED or byte in _SIZED_EXT:
+            width = _SIZED.get(byte) or _SIZED_EXT[byte]
+            pos += width + int.from_bytes(block[pos : pos + width], "big")
+            pos += 1 if byte in _SIZED_EXT else 0
+        elif byte in _CONTAINER:
+            width, per = _CONTAINER[byte]
+            count = int.from_bytes(block[pos : pos + width], "big") * per
+            pos += width
+        else:
+            return  # 0xC1, never used: the decoder refuses it
+        if count > 0:
+            if len(owed) > MAX_META_DEPTH:
+                raise HeaderError(f"metadata nests deeper than {MAX_META_DEPTH} levels")
+            owed.append(count)
+
+
 def decode_meta(block: bytes) -> Meta:
     """Decode a metadata block (already CRC-checked)."""
+    if len(block) > _WALK_ABOVE:
+        _check_cost(block)
     try:
         doc = msgpack.unpackb(block, raw=True, strict_map_key=False, object_pairs_hook=tuple)
     except msgpack.ExtraData as extra:
         doc = extra.unpacked  # the reference reads one value and ignores the rest
     except Exception as exc:  # msgpack raises a zoo of types for bad input
-        raise HeaderError(f"metadata does not decode: {exc}") from None
+        raise HeaderError(f"metadata does not decode: {str(exc) or type(exc).__name__}") from None
     if (
         type(doc) is tuple
         and len(doc) == 3
@@ -317,5 +386,5 @@ def needed_length(prefix: bytes) -> int:
 
 def _check_block(block: bytes, meta_crc: int) -> Meta:
     if zlib.crc32(block) != meta_crc:
-        raise HeaderError("metadata CRC mismatch")
+        raise HeaderError("CRC-32 mismatch on metadata")
     return decode_meta(block)

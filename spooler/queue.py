@@ -146,6 +146,19 @@ def _always() -> bool:
     return True
 
 
+def _by_seq(jobs: list[Job]) -> dict[int, Job]:
+    """Jobs by seq; a seq seen twice is the reference's error."""
+    by_seq: dict[int, Job] = {}
+    for scanned in jobs:
+        other = by_seq.setdefault(scanned.meta.seq, scanned)
+        if other is not scanned:
+            raise SpoolError(
+                f'Attempted to process "{scanned.name}" with seq {scanned.meta.seq}, '
+                f'which was already seen in "{other.name}"'
+            )
+    return by_seq
+
+
 def format_ranges(values: Iterable[int]) -> str:
     """``[4, 5, 6, 9]`` → ``"4–6, 9"``."""
     ordered = sorted(set(values))
@@ -260,13 +273,12 @@ class Queue:
 
     def find(self, seq: int) -> Job:
         """The one job with ``seq``; error if absent or duplicated."""
-        found = [job for job in self.scan() if job.meta.seq == seq]
-        if not found:
+        # As the reference (and its manual): a duplicated seq anywhere in the
+        # queue refuses every -j lookup, not only a lookup of that seq.
+        found = _by_seq(self.scan()).get(seq)
+        if found is None:
             raise JobNotFound(f'Job {seq} not found in directory "{self.location}"')
-        if len(found) > 1:
-            names = ", ".join(f'"{job.name}"' for job in found)
-            raise JobNotFound(f"Job {seq} appears more than once in the queue: {names}")
-        return found[0]
+        return found
 
     # -- processing -------------------------------------------------------
     def process(
@@ -291,14 +303,7 @@ class Queue:
         self, state: SequenceState, config: ProcessConfig, runner: Runner, go: Callable[[], bool]
     ) -> int:
         next_seq = state.read()
-        by_seq: dict[int, Job] = {}
-        for scanned in self.scan(self._names()):
-            other = by_seq.setdefault(scanned.meta.seq, scanned)
-            if other is not scanned:
-                raise SpoolError(
-                    f'Attempted to process "{scanned.name}" with seq {scanned.meta.seq}, '
-                    f'which was already seen in "{other.name}"'
-                )
+        by_seq = _by_seq(self.scan(self._names()))
         done = 0
         while config.maxjobs is None or done < config.maxjobs:
             job = by_seq.get(next_seq)

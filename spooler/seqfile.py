@@ -36,6 +36,9 @@ def fsync_dir(path: str) -> None:
 
 #: Sequence numbers are u64 and wrap around, as in the reference.
 SEQ_MODULUS = 2**64
+#: The first line of a sequence file is read whole (leading zeros and all,
+#: as the reference does) up to this many characters.
+MAX_SEQ_LINE = 1024 * 1024
 
 
 def parse_u64(text: str, origin: str) -> int:
@@ -47,8 +50,13 @@ def parse_u64(text: str, origin: str) -> int:
 
 
 def parse_seq(text: str, origin: str) -> int:
-    """Parse the content of a sequence file: its first line, trimmed, as a u64."""
-    return parse_u64(text.split("\n", 1)[0].strip(" \t\r\x0b\x0c"), origin)
+    """Parse the content of a sequence file: its first line, trimmed, as a u64.
+
+    Callers read at most ``MAX_SEQ_LINE + 1`` characters."""
+    line = text.split("\n", 1)[0]
+    if len(line) > MAX_SEQ_LINE:
+        raise SpoolError(f"Invalid sequence file in {origin}: first line exceeds 1 MiB")
+    return parse_u64(line.strip(" \t\r\x0b\x0c"), origin)
 
 
 class SeqFile:
@@ -63,7 +71,7 @@ class SeqFile:
         _log.debug('Attempting to open file "%s"', self.path)
         try:
             with open(self.path, encoding="ascii", errors="replace") as fh:
-                text = fh.read(64)
+                text = fh.readline(MAX_SEQ_LINE + 1)  # the whole line, as the reference
         except OSError as exc:
             raise SpoolError(f'Reading "{self.path}": {describe_os_error(exc)}') from None
         value = parse_seq(text, f'"{self.path}"')

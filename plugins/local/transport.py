@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -75,7 +76,9 @@ class LocalTransport(StagedTransport):
 
     def open_job(self, name: str) -> BinaryIO:
         _log.trace('Opening queue file at "%s"', self._job_path(name))
-        return open(self._job_path(name), "rb", buffering=0)
+        fd = _open_regular(self._job_path(name))
+        os.set_blocking(fd, True)  # a decoder reading the descriptor expects blocking reads
+        return open(fd, "rb", buffering=0)
 
     def read_prefixes(
         self, names: Iterable[str], size: int
@@ -190,13 +193,28 @@ class LocalTransport(StagedTransport):
         return SequencePeek(next_seq, "another process holds its lock" if locked else None)
 
 
+def _open_regular(path: str) -> int:
+    """Open a job file without ever blocking; refuse anything but a regular file.
+
+    O_NONBLOCK makes the open of a FIFO return at once (the reference hangs
+    there, holding the queue lock); the fstat then refuses FIFOs, device
+    nodes and directories before a byte is read, so reading a device can
+    have no side effect either.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f'"{path}" is not a regular file')
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _read_heads(prefix: str, names: list[str], size: int) -> Iterator[tuple[str, bytes | OSError]]:
-    # O_NONBLOCK: a FIFO under a job name must not hang a listing (it reads
-    # as empty and is skipped); regular files ignore the flag.
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
     for name in names:
         try:
-            fd = os.open(prefix + name, flags)
+            fd = _open_regular(prefix + name)
         except OSError as exc:
             yield name, exc
             continue

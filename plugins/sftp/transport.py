@@ -36,7 +36,7 @@ from spooler.layout import SEQ_LOCK_NAME, SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import DEFAULT_TTL, hold, holder
 from spooler.plugin import Capability, SequencePeek, SequenceState
 from spooler.redact import has_password, redact
-from spooler.seqfile import parse_seq
+from spooler.seqfile import MAX_SEQ_LINE, parse_seq
 from spooler.streams import BUFSIZE, spooled_upload
 from spooler.transport_options import Option
 
@@ -270,7 +270,7 @@ class SFTPTransport(StagedTransport):
 
     def _read_seq(self) -> int:
         with self._remote("reading nextseq"), self.sftp.open(self._meta(SEQ_NAME), "rb") as fh:
-            text = fh.read(64).decode("ascii", "replace")
+            text = fh.read(MAX_SEQ_LINE + 1).decode("ascii", "replace")
         return parse_seq(text, self.location)
 
     def _write_seq(self, value: int) -> None:

@@ -144,7 +144,8 @@ seq_id = click.argument("id", metavar="ID")
 
 def emit(data: bytes | str) -> None:
     """Write to stdout unbuffered (payload commands stream past sys.stdout)."""
-    write_all(1, data.encode() if isinstance(data, str) else data)
+    # surrogateescape: job names that are not UTF-8 print as their own bytes.
+    write_all(1, data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
 
 
 class U64(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
