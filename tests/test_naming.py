@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import Runner
 from helpers import one_error_line
+from spooler_plugins.local.transport import LocalTransport
 
 from spooler import api
 from spooler.naming import NamedMeta, job_name, parse_name
 from spooler.packet import Meta, Special, encode_header
 from spooler.queue import Queue
-from spooler_plugins.local.transport import LocalTransport
 
 
 def _packet(seq: int, secs: int = 1_651_970_311, nanos: int = 425_412_511) -> bytes:
