@@ -19,6 +19,7 @@ and that write (docs/reliability.md).
 from __future__ import annotations
 
 import enum
+import gc
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -240,6 +241,17 @@ class Queue:
             names = self.job_names()
         if self.decoder is not None:
             return [job for job in map(self._scan_decoded, names) if job is not None]
+        # A scan builds small tuples only, none of them cyclic: the collector
+        # would walk the growing list again and again (10-15 % of a 100k scan).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._scan_plain(names)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _scan_plain(self, names: list[str]) -> list[Job]:
         named: list[Job] = []
         unnamed: list[str] = []
         for name in names:

@@ -129,3 +129,22 @@ def test_we_process_a_queue_the_reference_wrote(tmp_path: Path, ours: Runner, re
     result = ours("queue-process", "-q", queue, "--allow-job-params", "sh", "--", "-c", script)
     assert result.returncode == 0, result.err
     assert out.read_text() == "p1\np2\n"
+
+
+def test_the_example_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import OURS_ARGV
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "named-jobs" / "run.sh"
+    env = {**os.environ, "FSPL": " ".join(OURS_ARGV)}
+    proc = subprocess.run(
+        ["sh", str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    names = os.listdir(tmp_path / "queue" / "jobs")
+    # The three named jobs ran and were deleted; the non-packet (a UUID name) is left.
+    assert len(names) == 1 and parse_name(names[0]) is None, names
+    ran = [line for line in proc.stdout.splitlines() if line.startswith("ran ")]
+    assert [line.rsplit(": ", 1)[1] for line in ran] == ["payload 1", "payload 2", "payload 3"]
+    assert all(parse_name(line.split()[1]) is not None for line in ran)
