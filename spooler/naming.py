@@ -22,6 +22,7 @@ truth: :func:`check_header` compares the two before a job runs or is shown.
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from typing import BinaryIO, NamedTuple
 
@@ -34,10 +35,6 @@ _U64 = 2**64
 _I64 = 2**63
 _U32 = 2**32
 _RANDOM_LEN = 16
-_CHECK_LEN = 8
-#: ``_CHECK.fspl``: what follows the checked part of a name.
-_TAIL = 1 + _CHECK_LEN + len(JOB_SUFFIX)
-_HEAD = len(JOB_PREFIX)
 
 
 class NamedMeta(NamedTuple):
@@ -66,24 +63,24 @@ def job_name(seq: int, secs: int, nanos: int) -> str:
     return f"{JOB_PREFIX}{body}_{_check(body)}{JOB_SUFFIX}"
 
 
+#: The canonical spelling only: no signs on positives, no leading zeros.
+_NAME = re.compile(
+    r"fspl-((0|[1-9][0-9]{0,19})_(0|-?[1-9][0-9]{0,18})_(0|[1-9][0-9]{0,9})_[0-9a-f]{16})"
+    r"_([0-9a-f]{8})\.fspl"
+)
+
+
 def parse_name(name: str) -> NamedMeta | None:
     """The header fields in a name made by :func:`job_name`; None for any
     other name (those jobs are read from their header)."""
-    body = name[_HEAD:-_TAIL]
-    parts = body.split("_")
-    if len(parts) != 4 or len(parts[3]) != _RANDOM_LEN or name[-_TAIL] != "_":
+    match = _NAME.fullmatch(name)
+    if match is None:
         return None
-    if name[-_TAIL + 1 : -len(JOB_SUFFIX)] != _check(body):
+    body, seq_text, secs_text, nanos_text, check = match.groups()
+    if _check(body) != check:
         return None
-    seq_text, secs_text, nanos_text, _ = parts
-    try:
-        seq, secs, nanos = int(seq_text), int(secs_text), int(nanos_text)
-    except ValueError:
-        return None
-    # Canonical spellings only (int() also takes "+5", "05", " 5" and non-ASCII digits).
-    if f"{seq}_{secs}_{nanos}" != body[: -_RANDOM_LEN - 1]:
-        return None
-    if not (0 <= seq < _U64 and -_I64 <= secs < _I64 and 0 <= nanos < _U32):
+    seq, secs, nanos = int(seq_text), int(secs_text), int(nanos_text)
+    if not (seq < _U64 and -_I64 <= secs < _I64 and nanos < _U32):
         return None
     return NamedMeta(seq, secs, nanos)
 
