@@ -69,6 +69,10 @@ def copy_fd(src: int, dst: int) -> int:
 
 def copy_stream_to_fd(src: BinaryIO, dst: int) -> int:
     """Copy a Python stream to a descriptor, in the kernel when it is a raw file."""
+    if isinstance(src, Prefixed):
+        head, src.head = src.head, b""
+        write_all(dst, head)
+        return len(head) + copy_stream_to_fd(src.rest, dst)
     fd = raw_fd(src)
     if fd is not None:
         return copy_fd(fd, dst)
@@ -79,6 +83,31 @@ def copy_stream_to_fd(src: BinaryIO, dst: int) -> int:
             return moved
         write_all(dst, chunk)
         moved += len(chunk)
+
+
+class Prefixed(io.RawIOBase):
+    """Bytes already read from a stream, then the rest of the stream.
+
+    What is left of a stream whose first bytes were looked at (the header,
+    to name a job): reads see the whole stream again, and
+    :func:`copy_stream_to_fd` still copies the rest in the kernel."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self.head = head
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        size = len(buffer)
+        if self.head:
+            data, self.head = self.head[:size], self.head[size:]
+        else:
+            data = self.rest.read(size)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class Pump:

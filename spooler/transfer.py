@@ -40,6 +40,7 @@ from . import log
 from .delivery import StagedTransport
 from .errors import SpoolError
 from .ids import uuid4_text
+from .naming import named_source
 from .queue import Job, Order, Queue
 from .streams import BUFSIZE
 from .transport import Capability, SequenceState, Transport
@@ -158,9 +159,14 @@ def _transfer(src: Transport, dst: Transport, name: str, present: bool) -> str:
 
 
 def _deliver_verified(src: Transport, dst: Transport, name: str, keep_name: str | None) -> str:
+    """Deliver ``name`` under ``keep_name``, or under a fresh name (one that
+    carries its header when it parses, as queue-write gives) when None."""
     with src.open_job(name) as stream:
         hashing = _Hashing(stream)
-        delivered = dst.deliver(hashing, name=keep_name)  # type: ignore[arg-type]
+        source: BinaryIO = hashing  # type: ignore[assignment]
+        if keep_name is None:
+            keep_name, source = named_source(source)
+        delivered = dst.deliver(source, name=keep_name)
     if digest(dst, delivered) != hashing.sha.hexdigest():
         raise SpoolError(
             f'The copy of "{name}" in {dst.location} differs from the original; '

@@ -33,7 +33,9 @@ def _find(queuedir: str, job: str, decoder: str | None) -> tuple[Queue, Job]:
 def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
     """Print a job's environment, exactly as a processed command gets it."""
     queue, found = _find(queuedir, job, decoder)
-    options.emit(render_info(job_environment(found.meta, queue.job_ref(found.name))))
+    with queue.open(found.name) as source:  # the whole header, checked against the name
+        meta = source.header.meta
+    options.emit(render_info(job_environment(meta, queue.job_ref(found.name))))
 
 
 @options.command("queue-payload")

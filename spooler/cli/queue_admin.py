@@ -26,12 +26,14 @@ def queue_init(queuedir: str, append_only: bool) -> None:
 def queue_write(queuedir: str) -> None:
     """Store the packet on stdin as a new job, safely.
 
-    The job appears under its fspl-UUID.fspl name only once it is complete
-    and durable; nothing is validated and no lock is taken.
+    The job appears under its name only once it is complete and durable;
+    nothing is validated and no lock is taken.  A packet whose header parses
+    is named fspl-SEQ_SECS_NANOS_RANDOM_CHECK.fspl (scans read it from the
+    name), anything else fspl-UUID.fspl.
     """
     queue = options.open_queue(queuedir)
     with os.fdopen(0, "rb", buffering=0, closefd=False) as stdin:
-        queue.transport.deliver(stdin)
+        queue.write(stdin)
 
 
 @options.command("queue-get-next")

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ..packet import Command
+from ..packet import Command, Meta
 from ..queue import Queue
 from ..streams import raw_fd
 from ..transport import Capability, Transport
@@ -42,7 +42,7 @@ class ReadingTests(TransportFixtures):
         params = tuple(b"p" * 1000 for _ in range(10))  # metadata well past one read
         transport.deliver(io.BytesIO(build_packet(1, b"", params)))
         (job,) = Queue(transport).scan()
-        assert isinstance(job.meta.cmd, Command)
+        assert isinstance(job.meta, Meta) and isinstance(job.meta.cmd, Command)
         assert job.meta.cmd.params == params
 
     def test_unparsable_files_are_ignored(self, transport: Transport) -> None:
