@@ -11,6 +11,7 @@ The jobs are written by the library of the fspl under test
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -38,6 +39,7 @@ class Listing:
 
 
 def s3_listing(ours: str, python: str, jobs: int, runs: int) -> Listing:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
     server = start_counted_moto()
     try:
         env = {**os.environ, **server.env}

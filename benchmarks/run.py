@@ -25,6 +25,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import targets  # noqa: E402 - sibling modules
+import remote  # noqa: E402 - sibling modules
+import targets  # noqa: E402
 import workloads as wl  # noqa: E402
 from measure import GNU_TIME, REFERENCE, Comparison, Side, interleave  # noqa: E402
 
@@ -180,8 +182,6 @@ class Bench:
                 shutil.rmtree(queue)
 
     def remote(self) -> None:
-        import remote
-
         runs = max(3, self.pairs)
         count = self.sizes.remote
         s3 = remote.s3_listing(self.ours, self.python, count, runs)
@@ -238,6 +238,8 @@ def main() -> int:
     ours = build_ours(Path(args.build_ours)) if args.build_ours else args.ours
     pairs = args.pairs or (3 if args.quick else 5)
     before = machine()
+    # An interrupted run still removes its scratch directories.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     where = wl.places(args.tmpfs, args.disk)
     try:
         bench = Bench(ours, where, Sizes(args.quick), pairs)
