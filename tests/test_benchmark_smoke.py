@@ -91,3 +91,30 @@ def test_the_script_refuses_a_run_without_ours() -> None:
     )
     assert run.returncode == 2
     assert "give one of --ours PATH or --build-ours DIR" in run.stderr
+
+
+def test_the_consuming_workloads_run_on_fresh_copies(tmp_path: Path) -> None:
+    """queue-process on a fresh copy per run, and the first-job run, whose
+    processor is killed by its first job and leaves the backlog untouched."""
+    import run
+
+    for name in ("tmpfs", "disk"):
+        (tmp_path / name).mkdir()
+    where = wl.places(str(tmp_path / "tmpfs"), str(tmp_path / "disk"))
+    sizes = run.Sizes(quick=True)
+    sizes.process, sizes.backlog = 4, 30
+    bench = run.Bench(OURS, where, sizes, pairs=1)
+    bench.process()
+    bench.first_job()
+    names = [c.name for c in bench.results.local]
+    assert names == [
+        "queue-process, 4 `true` jobs written by ours (tmpfs)",
+        "queue-process, 4 `true` jobs written by ours (disk)",
+        "time to first job, 30-job backlog written by ours (tmpfs)",
+        "time to first job, 30-job backlog written by ours (disk)",
+    ]
+    assert all(len(c.ours) == len(c.ref) == 1 for c in bench.results.local)
+    for place in where:
+        assert wl.job_count(place.path("ours-30")) == 30  # the backlog, reused
+        assert wl.job_count(place.path("ours-4")) == 4  # the pristine copy
+        assert not place.path("process-run").exists()
