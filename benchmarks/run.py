@@ -32,6 +32,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -44,7 +45,7 @@ MIB = 1 << 20
 
 
 class Sizes:
-    """Workload sizes: the issue's in a full run, small ones with --quick."""
+    """Workload sizes: the targets' in a full run, small ones with --quick."""
 
     def __init__(self, quick: bool) -> None:
         self.ls = 1000 if quick else 10_000
@@ -64,10 +65,11 @@ class Bench:
         self.results = targets.Results()
         self.built: dict[tuple[str, int], Path] = {}
 
-    def compare(self, name: str, place: wl.Place, args: list[str], **side: object) -> Comparison:
-        """Interleave ``fspl ARGS`` of ours and the reference; print and keep it."""
-        ours = Side([self.ours, *args], **side)  # type: ignore[arg-type]
-        ref = Side([REFERENCE, *args], **side)  # type: ignore[arg-type]
+    def compare(self, name: str, place: wl.Place, args: list[str], **side: Any) -> Comparison:
+        """Interleave ``fspl ARGS`` of ours and the reference (``side``: the
+        rest of :class:`Side`, the same for both); print and keep it."""
+        ours = Side([self.ours, *args], **side)
+        ref = Side([REFERENCE, *args], **side)
         result = interleave(f"{name} ({place.kind})", ours, ref, self.pairs)
         self.results.add(result)
         print(targets.line(result), flush=True)
