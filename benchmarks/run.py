@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 import remote  # noqa: E402 - sibling modules
 import targets  # noqa: E402
 import workloads as wl  # noqa: E402
-from measure import GNU_TIME, REFERENCE, Comparison, Side, interleave  # noqa: E402
+from measure import GNU_TIME, REFERENCE, Comparison, Side, interleave, measure  # noqa: E402
 
 MIB = 1 << 20
 
@@ -245,6 +245,7 @@ def main() -> int:
     where = wl.places(args.tmpfs, args.disk)
     try:
         bench = Bench(ours, where, Sizes(args.quick), pairs)
+        bench.results.overhead = measure(["/bin/true"], 4 * pairs)
         for name in args.workloads or WORKLOADS:
             getattr(bench, name)()
     finally:

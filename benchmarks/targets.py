@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from measure import Comparison
+from measure import Comparison, Sample
 
 if TYPE_CHECKING:  # remote imports the server fixtures: only when used
     from remote import Listing
@@ -44,6 +44,8 @@ class Results:
     local: list[Comparison] = field(default_factory=list)
     startup: Comparison | None = None
     remote: list[Listing] = field(default_factory=list)
+    #: The measuring wrapper's own cost: GNU time running /bin/true.
+    overhead: Sample | None = None
 
     def add(self, comparison: Comparison) -> None:
         self.local.append(comparison)
@@ -116,7 +118,7 @@ def _rss(payload: list[Comparison]) -> Verdict:
 
 
 def _time(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 10 else f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.1f} ms"
 
 
 def line(c: Comparison) -> str:
@@ -160,6 +162,14 @@ def markdown(
     out += [
         f"| {v.target} | {v.measured} | {'met' if v.met else '**not met**'} |" for v in verdicts
     ]
+    if results.overhead:
+        o = results.overhead
+        out += [
+            "",
+            "Every run's figures include the spawn and GNU time: `/bin/true` measured the same "
+            f"way takes {_time(o.wall)} wall and {_time(o.cpu)} CPU (median), on both sides; "
+            "it brings the ratios of runs of a few milliseconds towards 1.",
+        ]
     if results.local:
         out += _local_table(results.local)
     if results.startup:
