@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import make_packet, measure, remote_args
+from measure import make_packet, measure, remote_args
 
 
 def main() -> int:
@@ -43,9 +43,9 @@ def main() -> int:
         ours = measure([args.ours, "queue-write", "-q", url], 5, fresh, str(packet))
         plain = measure(["rclone", "rcat", f"bench:{plain_dir}/x"], 5, fresh, str(packet))
         print(
-            f"| delivery of {size >> 20} MiB via rclone | {ours.seconds:.2f} s | rclone rcat "
-            f"{plain.seconds:.2f} s | {ours.seconds / plain.seconds:.2f}× | ≤ 1.1× | "
-            f"{ours.max_rss_kib / 1024:.0f} MiB |"
+            f"| delivery of {size >> 20} MiB via rclone | {ours.wall:.2f} s | rclone rcat "
+            f"{plain.wall:.2f} s | {ours.wall / plain.wall:.2f}× | ≤ 1.1× | "
+            f"{ours.rss_kib / 1024:.0f} MiB |"
         )
     return 0
 

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
-"""S3 transport benchmarks against a moto S3 server on 127.0.0.1.
+"""S3 transport benchmark against a moto S3 server on 127.0.0.1.
 
-1. ``fspl queue-write -q s3://…`` of a 1 GiB packet vs boto3's own
-   ``upload_file`` of the same bytes to the same server, same run
-   (target ≤ 1.2×), with the peak RSS of ours (target ≤ 64 MiB).
-2. ``fspl queue-ls`` of 2,000 jobs in a bucket queue (absolute time: there
-   is no reference to compare with).
+``fspl queue-write -q s3://…`` of a 1 GiB packet vs boto3's own
+``upload_file`` of the same bytes to the same server, same run (target
+≤ 1.2×), with the peak RSS of ours (target ≤ 64 MiB).  Listing a bucket
+queue (requests and time) is part of benchmarks/run.py (``remote``).
 
     python benchmarks/bench_s3.py [--quick] [--ours PATH]
 """
@@ -20,9 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import make_packet, measure, remote_args
+from measure import make_packet, measure, remote_args
 
-import spooler
 from spooler.testing import free_port
 
 BOTO_UPLOAD = """
@@ -75,20 +73,9 @@ def main() -> int:
                 [sys.executable, "-c", BOTO_UPLOAD, str(packet), "fspl-bench", "boto/x"], 3, empty
             )
             print(
-                f"| queue-write {size >> 20} MiB to S3 | {ours.seconds:.2f} s | boto3 upload_file "
-                f"{boto.seconds:.2f} s | {ours.seconds / boto.seconds:.2f}× | ≤ 1.2× | "
-                f"{ours.max_rss_kib / 1024:.0f} MiB (boto3 {boto.max_rss_kib / 1024:.0f} MiB) |"
-            )
-            count = 200 if args.quick else 2000
-            lsq = "s3://fspl-bench/ls"
-            subprocess.run([args.ours, "queue-init", "-q", lsq, "--append-only"], check=True)
-            queue = spooler.open_queue(lsq)
-            for seq in range(1, count + 1):
-                queue.write(spooler.make_packet(seq=seq, env=()))
-            listing = measure([args.ours, "queue-ls", "-q", lsq], 3)
-            print(
-                f"| queue-ls of {count:,} bucket jobs | {listing.seconds:.2f} s | | | | "
-                f"{listing.max_rss_kib / 1024:.0f} MiB |"
+                f"| queue-write {size >> 20} MiB to S3 | {ours.wall:.2f} s | boto3 upload_file "
+                f"{boto.wall:.2f} s | {ours.wall / boto.wall:.2f}× | ≤ 1.2× | "
+                f"{ours.rss_kib / 1024:.0f} MiB (boto3 {boto.rss_kib / 1024:.0f} MiB) |"
             )
     finally:
         server.terminate()

@@ -24,14 +24,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from fixtures_sftp import start_sshd, stop_sshd  # noqa: E402 - sibling helpers
-from run import Sample, make_packet, measure, remote_args  # noqa: E402
+from measure import Sample, make_packet, measure, remote_args  # noqa: E402
 
 
 def _row(what: str, size: int, ours: Sample, native: Sample) -> None:
     print(
-        f"| {what} {size >> 20} MiB over SFTP | {ours.seconds:.2f} s | OpenSSH sftp "
-        f"{native.seconds:.2f} s | {ours.seconds / native.seconds:.2f}× | ≤ 1.5× | "
-        f"{ours.max_rss_kib / 1024:.0f} MiB |"
+        f"| {what} {size >> 20} MiB over SFTP | {ours.wall:.2f} s | OpenSSH sftp "
+        f"{native.wall:.2f} s | {ours.wall / native.wall:.2f}× | ≤ 1.5× | "
+        f"{ours.rss_kib / 1024:.0f} MiB |"
     )
 
 
@@ -81,7 +81,7 @@ def main() -> int:
             )
             print(
                 f"| queue-process {size >> 20} MiB in place over SFTP (default lock TTL) | "
-                f"{processed.seconds:.2f} s | ok | {processed.max_rss_kib / 1024:.0f} MiB |"
+                f"{processed.wall:.2f} s | ok | {processed.rss_kib / 1024:.0f} MiB |"
             )
         finally:
             stop_sshd(server)

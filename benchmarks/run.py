@@ -1,307 +1,262 @@
 #!/usr/bin/env python3
-"""Benchmarks: our fspl against the reference fspl, same workloads, same run.
+"""Benchmarks: our fspl against the reference fspl, interleaved, as ratios.
 
-Every workload is built once and run by both programs; each run is timed
-with wall-clock time and its peak RSS read from ``wait4``; the median of the
-runs is reported with the ratio ours/reference.  Setup (copying a queue that
-a run consumes) is never inside the timed region.
+Every local workload runs ours and the reference (/usr/bin/fspl) in pairs,
+A B then B A and so on (benchmarks/measure.py), on tmpfs and on disk, and
+reports the median of the pairwise ratios ours/reference for wall and for
+CPU time, the median of each side and the peak RSS; remote listing counts
+requests against moto and sshd.  Each result is checked against the
+targets (benchmarks/targets.py).
 
-    python benchmarks/run.py                 # everything, full sizes (~10 min)
-    python benchmarks/run.py --quick         # small sizes, a smoke run
-    python benchmarks/run.py startup ls      # selected workloads
-    python benchmarks/run.py --markdown out.md
+    python benchmarks/run.py --build-ours /tmp/fspl-bench-ours   # full run (~15 min)
+    python benchmarks/run.py --ours /tmp/fspl-bench-ours/bin/fspl --quick
+    python benchmarks/run.py --ours … --markdown docs/performance.md
+    python benchmarks/run.py --ours … ls process     # selected workloads
 
-Ours is the ``fspl`` next to the running interpreter (a virtualenv's console
-script), or ``--ours PATH``; the reference is /usr/bin/fspl.
+Measure a regular install: ``--build-ours DIR`` makes a virtualenv at DIR
+with ``pip install '.[all]'`` (not editable) and measures its ``fspl``.
+Exit status 0 whatever the verdicts; with ``--check``, 1 if a target is
+missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
-REFERENCE = "/usr/bin/fspl"
-GNU_TIME = "/usr/bin/time"
-GIB = 1 << 30
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import remote  # noqa: E402 - sibling modules
+import targets  # noqa: E402
+import workloads as wl  # noqa: E402
+from measure import GNU_TIME, REFERENCE, Comparison, Side, interleave, measure  # noqa: E402
 
-
-@dataclass
-class Sample:
-    seconds: float
-    max_rss_kib: int
-
-
-@dataclass
-class Row:
-    name: str
-    ours: Sample
-    ref: Sample
-    target: str
-
-    @property
-    def ratio(self) -> float:
-        return self.ours.seconds / self.ref.seconds
+MIB = 1 << 20
 
 
-def run_once(argv: list[str], stdin: str | None = None, stdout: str = os.devnull) -> Sample:
-    """Run argv once; return wall time and the program's peak RSS.
+class Sizes:
+    """Workload sizes: the targets' in a full run, small ones with --quick."""
 
-    The RSS comes from GNU time (``/usr/bin/time -f %M``), a small C program:
-    a child forked from this Python process would inherit its high-water
-    mark, so ``wait4`` on our own child would report this script's size.
-    The timing wraps GNU time too, which costs both programs the same.
-    """
-    with (
-        tempfile.NamedTemporaryFile(mode="r") as rss,
-        open(stdin or os.devnull, "rb") as fin,
-        open(stdout, "wb") as fout,
-    ):
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [GNU_TIME, "-f", "%M", "-o", rss.name, *argv],
-            stdin=fin,
-            stdout=fout,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.decode()}")
-        return Sample(elapsed, int(rss.read().split()[-1]))
-
-
-def write_random(out: BinaryIO, size: int) -> None:
-    """``size`` bytes (whole MiB) of incompressible data."""
-    block = os.urandom(1 << 20)
-    for _ in range(size >> 20):
-        out.write(block)
-
-
-def remote_args(description: str) -> argparse.Namespace:
-    """The command line shared by the remote-transport benchmarks."""
-    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="64 MiB instead of 1 GiB")
-    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
-    args = parser.parse_args()
-    args.size = (64 << 20) if args.quick else (1 << 30)
-    return args
-
-
-def make_packet(ours: str, path: Path, size: int) -> Path:
-    """A packet file with a ``size``-byte payload, made by our ``prepare``."""
-    with open(path, "wb") as fh:
-        subprocess.run([ours, "prepare", "-s", "-"], stdout=fh, check=True)
-        write_random(fh, size)
-    return path
-
-
-def measure(
-    argv: list[str],
-    runs: int,
-    setup: Callable[[], None] | None = None,
-    stdin: str | None = None,
-    stdout: str = os.devnull,
-) -> Sample:
-    samples = []
-    for _ in range(runs):
-        if setup:
-            setup()
-        samples.append(run_once(argv, stdin, stdout))
-    return Sample(
-        statistics.median(s.seconds for s in samples), max(s.max_rss_kib for s in samples)
-    )
+    def __init__(self, quick: bool) -> None:
+        self.ls = 1000 if quick else 10_000
+        self.process = 300 if quick else 2000
+        self.backlog = 10_000 if quick else 100_000
+        self.payloads = [16 * MIB, 64 * MIB] if quick else [256 * MIB, 1024 * MIB]
+        self.remote = 200 if quick else 2000
 
 
 class Bench:
-    def __init__(self, ours: str, work: Path, quick: bool) -> None:
+    def __init__(self, ours: str, where: list[wl.Place], sizes: Sizes, pairs: int) -> None:
         self.ours = ours
-        self.work = work
-        self.quick = quick
-        self.rows: list[Row] = []
-        self.notes: list[str] = []
+        self.python = str(Path(ours).with_name("python"))
+        self.where = where
+        self.sizes = sizes
+        self.pairs = pairs
+        self.results = targets.Results()
+        self.built: dict[tuple[str, int], Path] = {}
 
-    def pair(self, name: str, args: list[str], target: str, runs: int, **kw: object) -> Row:
-        """Time ``fspl args`` for ours and the reference, interleaved per program."""
-        ours = measure([self.ours, *args], runs, **kw)  # type: ignore[arg-type]
-        ref = measure([REFERENCE, *args], runs, **kw)  # type: ignore[arg-type]
-        row = Row(name, ours, ref, target)
-        self.rows.append(row)
-        print(
-            f"{name:<40} ours {ours.seconds * 1e3:9.1f} ms  ref {ref.seconds * 1e3:9.1f} ms"
-            f"  ratio {row.ratio:5.2f}  rss {ours.max_rss_kib // 1024} / "
-            f"{ref.max_rss_kib // 1024} MiB",
-            flush=True,
-        )
-        return row
+    def compare(self, name: str, place: wl.Place, args: list[str], **side: Any) -> Comparison:
+        """Interleave ``fspl ARGS`` of ours and the reference (``side``: the
+        rest of :class:`Side`, the same for both); print and keep it."""
+        ours = Side([self.ours, *args], **side)
+        ref = Side([REFERENCE, *args], **side)
+        result = interleave(f"{name} ({place.kind})", ours, ref, self.pairs)
+        self.results.add(result)
+        print(targets.line(result), flush=True)
+        return result
 
     # -- workloads ---------------------------------------------------------------
     def startup(self) -> None:
-        bare = measure([str(Path(self.ours).with_name("python")), "-c", "pass"], 30)
-        row = self.pair("gen-uuid start-up", ["gen-uuid"], "≤ bare python + 25 ms", 30)
-        extra = (row.ours.seconds - bare.seconds) * 1e3
-        self.notes.append(
-            f"start-up: bare `python -c pass` {bare.seconds * 1e3:.1f} ms; ours is "
-            f"{extra:+.1f} ms above it (target ≤ +25 ms)"
-        )
+        """gen-uuid, ours vs the reference and ours vs a bare interpreter
+        (``python -c pass`` of ours' venv), 4× the pairs: each run is short."""
+        place = self.where[0]
+        runs = self.pairs * 4
+        self.compare("gen-uuid start-up", place, ["gen-uuid"])
+        bare = Side([self.python, "-c", "pass"])
+        versus = interleave("gen-uuid vs bare python", Side([self.ours, "gen-uuid"]), bare, runs)
+        self.results.startup = versus
+        print(targets.line(versus), flush=True)
 
-    def _queue_of(self, count: int, name: str, payload: bytes = b"") -> Path:
-        """A queue of ``count`` Command jobs with seqs 1..count (built with our API)."""
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        import spooler
-
-        queue = self.work / name
-        q = spooler.open_queue(str(queue))
-        q.init()
-        jobs = queue / "jobs"
-        for seq in range(1, count + 1):
-            data = spooler.make_packet(payload, seq=seq, env=())
-            (jobs / f"fspl-{seq:08d}-bench.fspl").write_bytes(data)
-        return queue
+    def queue(self, writer: str, count: int, place: wl.Place) -> Path:
+        """A queue of ``count`` jobs written by ``writer`` (ours: named jobs;
+        ref: the reference's UUID names), built once on tmpfs and copied to
+        the other places (a copy keeps names and bytes)."""
+        key = (writer, count)
+        if key not in self.built:
+            path = self.where[0].path(f"{writer}-{count}")
+            if writer == "ours":
+                wl.named_queue(self.python, path, count)
+            else:
+                wl.reference_queue(path, count)
+            self.built[key] = path
+        if place is self.where[0]:
+            return self.built[key]
+        return wl.copy_queue(self.built[key], place.path(f"{writer}-{count}"))
 
     def ls(self) -> None:
-        count = 1000 if self.quick else 10_000
-        queue = self._queue_of(count, "ls")
-        self.pair(f"queue-ls of {count:,} jobs", ["queue-ls", "-q", str(queue)], "≤ 1.3×", 10)
+        count = self.sizes.ls
+        for place in self.where:
+            for writer in ("ours", "ref"):
+                queue = self.queue(writer, count, place)
+                self.compare(
+                    f"queue-ls, {count:,} jobs written by {writer}",
+                    place,
+                    ["queue-ls", "-q", str(queue)],
+                )
 
     def process(self) -> None:
-        count = 500 if self.quick else 10_000
-        pristine = self._queue_of(count, "process-pristine")
-        scratch = self.work / "process-run"
-
-        def reset() -> None:
-            shutil.rmtree(scratch, ignore_errors=True)
-            shutil.copytree(pristine, scratch)
-
-        self.pair(
-            f"queue-process of {count:,} jobs (true)",
-            ["queue-process", "-q", str(scratch), "true"],
-            "≤ 1.15×",
-            3,
-            setup=reset,
-        )
-
-    def _big_file(self, size: int) -> Path:
-        path = self.work / f"payload-{size}"
-        if not path.exists():
-            with open(path, "wb") as fh:
-                write_random(fh, size)
-        return path
-
-    def big(self) -> None:
-        size = (64 << 20) if self.quick else GIB
-        label = f"{size >> 20} MiB"
-        payload = self._big_file(size)
-        out = self.work / "out.fspl"
-        runs = 3
-        self.pair(
-            f"prepare -i {label} > /dev/null",
-            ["prepare", "-s", "-", "-i", str(payload)],
-            "≤ 1.1×",
-            runs,
-        )
-        self.pair(
-            f"prepare -i {label} > file",
-            ["prepare", "-s", "-", "-i", str(payload)],
-            "≤ 1.1×",
-            runs,
-            stdout=str(out),
-        )
-        queue = self.work / "writeq"
-
-        def fresh_queue() -> None:
-            shutil.rmtree(queue, ignore_errors=True)
-            subprocess.run([REFERENCE, "queue-init", "-q", str(queue)], check=True)
-
-        self.pair(
-            f"queue-write of a {label} packet",
-            ["queue-write", "-q", str(queue)],
-            "≤ 1.1×",
-            runs,
-            setup=fresh_queue,
-            stdin=str(out),
-        )
-
-    def rss(self) -> None:
-        sizes = [(64 << 20)] if self.quick else [GIB, 2 * GIB]
-        for size in sizes:
-            label = f"{size >> 20} MiB"
-            payload = self._big_file(size)
-            packet = self.work / f"packet-{size}"
-            run_once([self.ours, "prepare", "-s", "-", "-i", str(payload)], stdout=str(packet))
-            queue = self.work / f"rssq-{size}"
-            shutil.rmtree(queue, ignore_errors=True)
-            run_once([self.ours, "queue-init", "-q", str(queue)])
-            write = run_once([self.ours, "queue-write", "-q", str(queue)], stdin=str(packet))
-            pay = run_once([self.ours, "queue-payload", "-q", str(queue), "-j", "1"])
-            proc = run_once(
-                [self.ours, "queue-process", "-q", str(queue), "sh", "--", "-c", "cat > /dev/null"]
+        count = self.sizes.process
+        for place in self.where:
+            pristine = self.queue("ours", count, place)
+            scratch = place.path("process-run")
+            self.compare(
+                f"queue-process, {count:,} `true` jobs written by ours",
+                place,
+                ["queue-process", "-q", str(scratch), "true"],
+                setup=partial(wl.copy_queue, pristine, scratch),
             )
-            prep = run_once([self.ours, "prepare", "-s", "-", "-i", "-"], stdin=str(payload))
-            self.notes.append(
-                f"peak RSS with a {label} payload (ours): prepare -i - {prep.max_rss_kib // 1024}"
-                f" MiB, queue-write {write.max_rss_kib // 1024} MiB, queue-payload "
-                f"{pay.max_rss_kib // 1024} MiB, queue-process {proc.max_rss_kib // 1024} MiB"
-                " (target ≤ 32 MiB, flat in the payload size)"
+            shutil.rmtree(scratch)
+
+    def first_job(self) -> None:
+        """Spawn of ``queue-process`` to its death: the first job's command is
+        ``kill -KILL $PPID``, so the interval is start-up, the scan of the
+        backlog, the lock and one fork/exec.  The processor dies before it
+        can delete or renumber anything, so the queue is reused (checked)."""
+        count = self.sizes.backlog
+        for place in self.where:
+            queue = self.queue("ours", count, place)
+
+            def untouched(queue: Path = queue) -> None:
+                if wl.job_count(queue) != count:
+                    raise RuntimeError(f"{queue} changed during a first-job run")
+
+            self.compare(
+                f"time to first job, {count:,}-job backlog written by ours",
+                place,
+                ["queue-process", "-q", str(queue), "sh", "--", "-c", "kill -KILL $PPID"],
+                ok=lambda status: status == 128 + 9,
+                check=untouched,
             )
-            print(self.notes[-1], flush=True)
-            packet.unlink()
 
-    # -- report ------------------------------------------------------------------
-    def markdown(self) -> str:
-        lines = [
-            "| workload | ours | reference | ratio | target | peak RSS ours / ref |",
-            "|---|---:|---:|---:|---|---:|",
-        ]
-        for r in self.rows:
-            lines.append(
-                f"| {r.name} | {r.ours.seconds * 1e3:.1f} ms | {r.ref.seconds * 1e3:.1f} ms | "
-                f"{r.ratio:.2f}× | {r.target} | {r.ours.max_rss_kib / 1024:.1f} / "
-                f"{r.ref.max_rss_kib / 1024:.1f} MiB |"
-            )
-        lines += ["", *[f"- {n}" for n in self.notes]]
-        return "\n".join(lines) + "\n"
+    def payload(self) -> None:
+        """``prepare -i``, ``queue-write`` and ``queue-process`` (``cat >
+        /dev/null``) of big payloads; their peak RSS must stay flat in the size."""
+        for place in self.where:
+            for size in self.sizes.payloads:
+                label = f"{size // MIB} MiB"
+                data = wl.payload_file(place.path(f"payload-{size}"), size)
+                packet = wl.packet_file(data, place.path(f"packet-{size}"))
+                out = str(place.path("prepared"))
+                self.compare(
+                    f"prepare -i, {label} payload, to a file",
+                    place,
+                    ["prepare", "-s", "-", "-i", str(data)],
+                    stdout=out,
+                    setup=os.sync,
+                )
+                os.unlink(out)
+                queue = place.path("payload-q")
+                self.compare(
+                    f"queue-write of a {label} packet",
+                    place,
+                    ["queue-write", "-q", str(queue)],
+                    stdin=str(packet),
+                    setup=partial(wl.fresh_queue, queue),
+                )
+                self.compare(
+                    f"queue-process (cat > /dev/null) of a {label} job",
+                    place,
+                    ["queue-process", "-q", str(queue), "sh", "--", "-c", "cat > /dev/null"],
+                    setup=partial(wl.queue_with, packet, queue),
+                )
+                for path in (data, packet):
+                    path.unlink()
+                shutil.rmtree(queue)
+
+    def remote(self) -> None:
+        runs = max(3, self.pairs)
+        count = self.sizes.remote
+        s3 = remote.s3_listing(self.ours, self.python, count, runs)
+        print(targets.remote_line(s3), flush=True)
+        with tempfile.TemporaryDirectory(prefix="fspl-bench-sftp-") as work:
+            sftp = remote.sftp_listing(self.ours, self.python, count, runs, Path(work))
+        print(targets.remote_line(sftp), flush=True)
+        self.results.remote += [s3, sftp]
 
 
-WORKLOADS = ("startup", "ls", "process", "big", "rss")
+WORKLOADS = ("startup", "ls", "process", "first_job", "payload", "remote")
+
+
+def build_ours(venv: Path) -> str:
+    """A regular (non-editable) install of this checkout in a new venv at ``venv``."""
+    repo = HERE.parent
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "-c", str(repo / "constraints.txt"), f"{repo}[all]"], check=True)
+    return str(venv / "bin" / "fspl")
+
+
+def machine() -> str:
+    """One line on the machine and the moment (load matters on shared machines)."""
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"; load average {load}"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("workloads", nargs="*", help=f"any of {', '.join(WORKLOADS)} (default all)")
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--ours", default=str(Path(sys.executable).with_name("fspl")))
-    parser.add_argument("--markdown", metavar="FILE", help="also write the table here")
-    parser.add_argument("--workdir", help="where to build workloads (default: a temp dir)")
+    parser.add_argument("--ours", help="our fspl to measure (a regular install)")
+    parser.add_argument("--build-ours", metavar="DIR", help="pip install . into a new venv at DIR")
+    parser.add_argument("--pairs", type=int, help="interleaved pairs per workload (5; 3 quick)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: about a minute")
+    parser.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs directory (/dev/shm)")
+    parser.add_argument("--disk", default="/var/tmp", help="a disk directory (/var/tmp)")
+    parser.add_argument("--markdown", metavar="FILE", help="write the results section here")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args()
     unknown = set(args.workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    if bool(args.ours) == bool(args.build_ours):
+        parser.error("give one of --ours PATH or --build-ours DIR")
     for tool, package in ((REFERENCE, "filespooler"), (GNU_TIME, "time")):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} is needed (apt-get install {package})")
-    base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="fspl-bench-"))
+            parser.error(f"{tool} is needed (apt-get install {package})")
+    ours = build_ours(Path(args.build_ours)) if args.build_ours else args.ours
+    pairs = args.pairs or (3 if args.quick else 5)
+    before = machine()
+    # An interrupted run still removes its scratch directories.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    where = wl.places(args.tmpfs, args.disk)
     try:
-        bench = Bench(args.ours, base, args.quick)
+        bench = Bench(ours, where, Sizes(args.quick), pairs)
+        bench.results.overhead = measure(["/bin/true"], 4 * pairs)
         for name in args.workloads or WORKLOADS:
             getattr(bench, name)()
-        table = bench.markdown()
-        print("\n" + table)
-        if args.markdown:
-            Path(args.markdown).write_text(table)
     finally:
-        if not args.workdir:
-            shutil.rmtree(base, ignore_errors=True)
-    return 0
+        wl.remove_places(where)
+    verdicts = bench.results.verdicts()
+    section = targets.markdown(bench.results, verdicts, before, machine(), pairs, args.quick)
+    print("\n" + section)
+    if args.markdown:
+        targets.write_section(Path(args.markdown), section)
+    missed = [v for v in verdicts if not v.met]
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

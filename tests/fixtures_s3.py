@@ -1,10 +1,13 @@
-"""A real S3 API (moto's server) on 127.0.0.1, one per test session."""
+"""A real S3 API (moto's server) on 127.0.0.1: one per test session, and
+one that counts the requests reaching it (tests and benchmarks/ use it)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -16,8 +19,8 @@ class S3Server:
     endpoint: str
     env: dict[str, str]
 
-    def client(self):
-        import boto3
+    def client(self) -> Any:
+        import boto3  # type: ignore[import-untyped]
 
         return boto3.client(
             "s3",
@@ -33,6 +36,53 @@ class S3Server:
         return name
 
 
+def server_env(port: int) -> dict[str, str]:
+    """Credentials and endpoint for a moto server on 127.0.0.1:``port``."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+
+
+class Counting:
+    """WSGI middleware counting the requests that reach moto."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        with self.lock:
+            self.count += 1
+        return self.app(environ, start_response)
+
+
+@dataclass
+class CountedS3Server(S3Server):
+    """A moto server in this process whose ``counting.count`` is the number
+    of HTTP requests it has received; ``stop()`` shuts it down."""
+
+    counting: Counting
+    stop: Callable[[], None]
+
+
+def start_counted_moto() -> CountedS3Server:
+    """moto's application behind :class:`Counting`, served on a free
+    loopback port from a thread of this process."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    counting = Counting(DomainDispatcherApplication(create_backend_app))
+    port = free_port()
+    server = make_server("127.0.0.1", port, counting, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = server_env(port)
+    return CountedS3Server(env["AWS_ENDPOINT_URL"], env, counting, server.shutdown)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[S3Server]:
     """moto's S3 server on a free loopback port, started once per session.
@@ -43,12 +93,7 @@ def moto_server() -> Iterator[S3Server]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
+    env = server_env(port)
     try:
         yield S3Server(env["AWS_ENDPOINT_URL"], env)
     finally:

@@ -3,59 +3,30 @@ counted at the server (a counting WSGI layer around moto's application)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from conftest import Runner
+from fixtures_s3 import Counting, start_counted_moto
 
 from spooler import api
 from spooler.packet import Meta, Special, encode_header
-from spooler.testing import free_port
 
 JOBS = 2000
-
-
-class Counting:
-    """WSGI middleware counting the requests that reach moto."""
-
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self.app = app
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        with self.lock:
-            self.count += 1
-        return self.app(environ, start_response)
 
 
 @pytest.fixture
 def counting_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting]:
     pytest.importorskip("moto.server", reason="moto[s3,server] is not installed")
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
-
-    counting = Counting(DomainDispatcherApplication(create_backend_app))
-    port = free_port()
-    server = make_server("127.0.0.1", port, counting, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    for key, value in env.items():
+    server = start_counted_moto()
+    for key, value in server.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     try:
-        yield counting
+        yield server.counting
     finally:
-        server.shutdown()
+        server.stop()
 
 
 def test_queue_ls_of_named_jobs_is_a_listing(counting_s3: Counting, ours: Runner) -> None:
