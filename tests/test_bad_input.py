@@ -3,7 +3,7 @@
 Each row is a mistake a user makes (or an outside failure: a dead
 endpoint, a port that is not SSH) and the words its one line must hold.
 ``{q}`` is a fresh queue of the row's transport, ``{dead}`` an unused
-loopback port.
+loopback port (in the arguments, the environment and the words).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ LOCAL: dict[str, Case] = {
     "process-bad-order": Case(("queue-process", "-q", "{q}", "--order-by", "x", "true"), 2, ""),
     "process-bad-on-error": Case(("queue-process", "-q", "{q}", "--on-error", "x", "true"), 2, ""),
     "init-exists": Case(("queue-init", "-q", "{q}"), 1, "exists"),
-    "move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "nope"),
+    "move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
     "prepare-bad-seqfile": Case(("prepare", "-s", "{q}/no/dir/seq", "-i", "-"), 1, "no/dir"),
     "stdin-info-junk": Case(("stdin-info",), 1, "filespooler", b"x" * 40),
 }
@@ -76,6 +76,7 @@ S3: dict[str, Case] = {
         "endpoint",
         env=(("AWS_ENDPOINT_URL", "http://127.0.0.1:{dead}"),),
     ),
+    "s3-move-no-target": Case(("queue-move", "{q}", "{q}-nope"), 1, "queue-init -q {q}-nope"),
     "s3-bad-id": Case(("queue-payload", "-q", "{q}", "-j", "x"), 2, "ID"),
     "s3-info-no-job": Case(("queue-info", "-q", "{q}", "-j", "9"), 1, "9"),
 }
@@ -95,6 +96,7 @@ SFTP: dict[str, Case] = {
     "sftp-config-missing": Case(
         ("queue-ls", "-q", "{q}", "-o", "ssh_config=/nonexist"), 1, "exist"
     ),
+    "sftp-move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
     "sftp-info-no-job": Case(("queue-info", "-q", "{q}", "-j", "9"), 1, "9"),
 }
 RCLONE: dict[str, Case] = {
@@ -105,11 +107,15 @@ RCLONE: dict[str, Case] = {
     "rclone-flags": Case(("queue-ls", "-q", "{q}", "-o", 'flags="open'), 1, "flags"),
     "rclone-no-remote": Case(("queue-ls", "-q", "rclone:nosuchr:q"), 1, "no remote named"),
     "rclone-no-queue": Case(("queue-ls", "-q", "{q}/nope"), 1, "queue-init"),
+    "rclone-move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
     "rclone-bad-flag": Case(("queue-ls", "-q", "{q}", "-o", "flags=--no-such-flag"), 1, "flag"),
 }
 FSSPEC: dict[str, Case] = {
     "memory-no-queue": Case(("queue-ls", "-q", "memory://fspl-bad/nope"), 1, "queue-init"),
     "memory-bad-option": Case(("queue-ls", "-q", "memory://fspl-bad/q", "-o", "x=1"), 1, ""),
+    "memory-move-no-target": Case(
+        ("queue-move", "{q}", "memory://fspl-bad/nope"), 1, "queue-init -q memory://fspl-bad/nope"
+    ),
     "fsspec-unknown": Case(("queue-ls", "-q", "nosuchproto://h/q"), 1, ""),
     "memory-write-no-queue": Case(("queue-write", "-q", "memory://fspl-bad/q"), 1, "queue-init"),
 }
@@ -136,7 +142,7 @@ def _check(
         timeout=30,
     )
     line = one_error_line(result, case.status)
-    assert case.needle in line, line
+    assert fill(case.needle) in line, line
     assert "SECRET" not in line
     assert snapshot() == before, "the queue changed"
 

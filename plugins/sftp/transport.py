@@ -146,6 +146,16 @@ class SFTPTransport(StagedTransport):
             raise SpoolError(
                 f"{self.location}: {what}: the SSH connection failed ({describe(exc)})"
             ) from None
+        except OSError as exc:
+            if exc.errno is None and exc.filename is None:  # paramiko's "Socket is closed"
+                raise SpoolError(
+                    f"{self.location}: {what}: the SSH connection dropped ({describe(exc)})"
+                ) from None
+            # paramiko's errors name no file ("No such file"): the queue's
+            # URL (password-free: such URLs are refused) makes the line say where.
+            if exc.filename is None:
+                exc.filename = self.location
+            raise
 
     # -- jobs ----------------------------------------------------------------
     def list_names(self) -> list[str]:
@@ -243,7 +253,12 @@ class SFTPTransport(StagedTransport):
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
         target = self.path(name)
-        return spooled_upload(lambda spool: self.sftp.putfo(spool, target, confirm=False))
+
+        def upload(spool: BinaryIO) -> None:
+            with self._remote(f"writing {name}"):
+                self.sftp.putfo(spool, target, confirm=False)
+
+        return spooled_upload(upload)
 
     # -- structure and sequence -------------------------------------------------
     def init(self, append_only: bool = False) -> None:
