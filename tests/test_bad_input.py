@@ -108,6 +108,19 @@ RCLONE: dict[str, Case] = {
     "rclone-no-remote": Case(("queue-ls", "-q", "rclone:nosuchr:q"), 1, "no remote named"),
     "rclone-no-queue": Case(("queue-ls", "-q", "{q}/nope"), 1, "queue-init"),
     "rclone-move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
+    "rclone-bad-config": Case(
+        ("queue-ls", "-q", "{q}", "-o", "config=/etc/hostname"), 1, "could not parse line"
+    ),
+    "rclone-s3-ca-bundle": Case(
+        ("queue-ls", "-q", "rclone:rs:b/q"),
+        1,
+        "failed to open custom CA bundle PEM file (caused by: open /nonexistent",
+        env=(
+            ("AWS_CA_BUNDLE", "/nonexistent"),
+            ("RCLONE_CONFIG_RS_TYPE", "s3"),
+            ("RCLONE_CONFIG_RS_ENDPOINT", "http://127.0.0.1:{dead}"),
+        ),
+    ),
     "rclone-bad-flag": Case(("queue-ls", "-q", "{q}", "-o", "flags=--no-such-flag"), 1, "flag"),
 }
 FSSPEC: dict[str, Case] = {

@@ -113,6 +113,29 @@ def test_clear_errors(ours: Runner, rclone_local: dict[str, str], tmp_path: Path
         one_error_line(result, status=None)
 
 
+@pytest.mark.parametrize(
+    ("args", "useful"),
+    [
+        (["-vv", "rcat", "localr:/proc/nope/x"], "Failed to rcat: mkdir /proc/nope"),
+        (["-vv", "lsjson", "localr:/nonexistent/x"], "Failed to lsjson"),
+        (["lsjson", "--no-such-flag", "localr:/"], "Fatal error: unknown flag: --no-such-flag"),
+    ],
+)
+def test_useful_line_of_real_rclone_output(
+    rclone_local: dict[str, str], args: list[str], useful: str
+) -> None:
+    """rclone's own stderr, DEBUG lines and all: its summary, no timestamp."""
+    import subprocess
+
+    from spooler_plugins.rclone.command import last_error
+
+    proc = subprocess.run(["rclone", *args], input=b"x", capture_output=True, check=False)
+    assert proc.returncode != 0
+    line = last_error(proc.stderr)
+    assert line.startswith(useful), (line, proc.stderr)
+    assert not line[:1].isdigit()
+
+
 def test_lock_contention(ours: Runner, rclone_local: dict[str, str], tmp_path: Path) -> None:
     url = f"rclone:localr:{tmp_path}/q"
     ours("queue-init", "-q", url)
