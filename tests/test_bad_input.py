@@ -125,7 +125,16 @@ RCLONE: dict[str, Case] = {
 }
 FSSPEC: dict[str, Case] = {
     "memory-no-queue": Case(("queue-ls", "-q", "memory://fspl-bad/nope"), 1, "queue-init"),
-    "memory-bad-option": Case(("queue-ls", "-q", "memory://fspl-bad/q", "-o", "x=1"), 1, ""),
+    "memory-bad-option": Case(
+        ("queue-ls", "-q", "{q}", "-o", "x=1"), 2, "unknown memory option x (known: global_store"
+    ),
+    "memory-bool-word": Case(("queue-ls", "-q", "{q}", "-o", "global_store=maybe"), 2, "true or"),
+    "memory-max-paths": Case(("queue-ls", "-q", "{q}", "-o", "max_paths=0"), 2, "at least 1"),
+    "zip-json-option": Case(
+        ("queue-ls", "-q", "zip://q::file:///nonexistent.zip", "-o", "target_options=1"),
+        2,
+        "JSON object",
+    ),
     "memory-move-no-target": Case(
         ("queue-move", "{q}", "memory://fspl-bad/nope"), 1, "queue-init -q memory://fspl-bad/nope"
     ),
