@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
+from .redact import redact
 from . import log
 from .delivery import StagedTransport
 from .errors import CommandFailed, HeaderError, JobNotFound, SpoolError
@@ -107,7 +108,7 @@ class QueueStatus:
         return self.next_seq is not None and bool(self.seqs) and self.next_seq not in self.seqs
 
     def lines(self) -> list[str]:
-        out = [f"queue: {self.location}"]
+        out = [f"queue: {redact(self.location)}"]
         if self.append_only:
             out.append("next: - (append-only queue: it can be written and listed, not processed)")
         else:
