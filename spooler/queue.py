@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
-from .redact import redact
 from . import log
 from .delivery import StagedTransport
 from .errors import CommandFailed, HeaderError, JobNotFound, SpoolError
@@ -33,6 +32,7 @@ from .jobenv import JobRef
 from .jobsource import JobSource
 from .naming import NamedMeta, check_header, named_source, parse_name
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
+from .redact import redact
 from .transport import SequenceState, Transport, is_job_name
 
 _log = log.Logger("spooler.queue")
