@@ -41,6 +41,12 @@ LOCAL: dict[str, Case] = {
     "file-url-host": Case(("queue-ls", "-q", "file://example/q"), 1, "host"),
     "unknown-scheme": Case(("queue-ls", "-q", "nosuch+x://h/q"), 1, "nosuch+x"),
     "empty-location": Case(("queue-ls", "-q", ""), 1, "Empty"),
+    "move-empty-target": Case(("queue-move", "{q}", ""), 1, "Empty"),
+    "move-empty-source": Case(("queue-move", "", "{q}"), 1, "Empty"),
+    "process-empty": Case(("queue-process", "-q", "", "true"), 1, "Empty"),
+    "move-sftp-no-host": Case(("queue-move", "{q}", "sftp://"), 2, "no host"),
+    "move-rclone-bare": Case(("queue-move", "{q}", "rclone:"), 2, "rclone:REMOTE:PATH"),
+    "status-sftp-no-host": Case(("queue-status", "-q", "sftp://"), 2, "no host"),
     "bad-log-level": Case(("-l", "loud", "queue-ls", "-q", "{q}"), 2, "loud"),
     "unknown-command": Case(("queue-lss", "-q", "{q}"), 2, "queue-lss"),
     "process-bad-order": Case(("queue-process", "-q", "{q}", "--order-by", "x", "true"), 2, ""),
@@ -52,6 +58,9 @@ LOCAL: dict[str, Case] = {
 }
 S3: dict[str, Case] = {
     "s3-one-slash": Case(("queue-ls", "-q", "s3:/b/q"), 2, "s3://BUCKET/PREFIX"),
+    "s3-move-bare": Case(("queue-move", "s3:", ""), 2, "s3://BUCKET/PREFIX"),
+    "s3-move-to-bare": Case(("queue-move", "{q}", "s3:"), 2, "s3://BUCKET/PREFIX"),
+    "s3-no-bucket-write": Case(("queue-write", "-q", "s3://"), 2, "no bucket"),
     "s3-bad-bucket": Case(("queue-ls", "-q", "s3://Bad_Bucket/q"), 2, "not a valid bucket"),
     "s3-bogus-option": Case(("queue-ls", "-q", "{q}", "-o", "bogus=1"), 2, "known: anon"),
     "s3-ttl-text": Case(("queue-process", "-q", "{q}", "-o", "lease_ttl=abc", "true"), 2, "sec"),

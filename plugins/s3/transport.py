@@ -101,7 +101,7 @@ class S3Transport(FsspecTransport):
         self.opts = opts
         self.bucket, _, self.prefix = self.root.partition("/")
         if not self.bucket:
-            raise SpoolError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
+            raise UsageError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
         self.lease_ttl = lease_ttl
         self.read_parallel = 1  # GetObject requests in flight per job (-o read_parallel)
 
