@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from spooler import log, transport_options
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
+from spooler.failures import describe, reason
 from spooler.layout import PLACEHOLDER, SEQ_NAME
 from spooler.plugin import Capability, SequenceState
 from spooler.streams import BUFSIZE, spooled_upload
@@ -114,6 +115,9 @@ class FsspecTransport(StagedTransport):
             entries = self.fs.ls(self.jobs, detail=False)
         except FileNotFoundError:
             raise no_queue(self.location) from None
+        except PermissionError as exc:  # a 403: the library's own error says why
+            why = (describe(exc.__cause__) if exc.__cause__ else None) or reason(exc)
+            raise SpoolError(f"{self.location}: listing jobs failed: {why}") from None
         return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     def open_job(self, name: str) -> BinaryIO:

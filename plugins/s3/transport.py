@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from spooler_plugins.fsspec.transport import FsspecTransport
 from spooler_plugins.s3.download import EmptyObject, open_object
 from spooler_plugins.s3.lease import S3LeaseStore, S3Object, SequenceObject
-from spooler_plugins.s3.upload import Uploader, client_errors, make_client, request_extras
+from spooler_plugins.s3.upload import (
+    Uploader,
+    client_errors,
+    explain_denied,
+    make_client,
+    request_extras,
+)
 
 from spooler import log, transport_options
 from spooler.errors import SpoolError, UsageError, append_only, no_queue
@@ -200,8 +206,13 @@ class S3Transport(FsspecTransport):
     def _errors(self, method: str) -> Iterator[None]:
         try:
             yield
-        except (FileNotFoundError, FileExistsError, PermissionError):
+        except (FileNotFoundError, FileExistsError):
             raise
+        except PermissionError as exc:  # s3fs's translation of a 403: explain its cause
+            why = describe(exc.__cause__) if exc.__cause__ else None
+            raise SpoolError(
+                f"{self.location}: S3 {method} failed: {why or explain_denied(reason(exc))}"
+            ) from None
         except OSError as exc:
             if _precondition_failed(exc):
                 raise
