@@ -195,3 +195,35 @@ def test_lock_contention_and_stale_lock(
     (local / "nextseq.sftp-lock").write_text('{"host": "gone", "pid": 1}')
     os.utime(local / "nextseq.sftp-lock", (0, 0))
     assert ours("queue-get-next", "-q", url, env=ssh_env).out == "1\n"
+
+
+def test_one_transport_shared_by_threads(sftp_queue: SFTPQueue, ssh_env: dict[str, str]) -> None:
+    """Two threads delivering and listing through one transport at once
+    (paramiko's SFTPClient breaks when shared: each thread gets a session)."""
+    import io
+    import threading
+
+    from spooler.testing import build_packet
+
+    queue = open_queue(sftp_queue.url, options={"ssh_config": ssh_env["FSPL_SSH_CONFIG"]})
+    transport = queue.transport
+    errors: list[BaseException] = []
+
+    def deliver(seq: int) -> None:
+        try:
+            for _ in range(5):
+                transport.deliver(io.BytesIO(build_packet(seq, b"x" * 1_000_000)))
+                transport.list_names()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=deliver, args=(n,), daemon=True) for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(w.is_alive() for w in workers), "a thread hangs"
+    assert errors == []
+    assert len(jobs_in(sftp_queue.local)) == 10
+    assert sorted(job.meta.seq for job in queue.scan()) == [1] * 5 + [2] * 5
+    transport.close()
