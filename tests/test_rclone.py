@@ -171,7 +171,7 @@ def test_truncated_download_fails_the_job(rclone_local: dict[str, str], tmp_path
         received.append(len(read_all(stream)))
         return True  # the command itself did not notice
 
-    with pytest.raises(OSError, match=f"rclone cat (jobs/)?{name} failed"):
+    with pytest.raises(OSError, match=f"rclone cat rclone:localr:\\S*/jobs/{name} failed"):
         process(queue, callback=cut_short)
     assert 0 <= received[0] < len(payload), "the download was not cut"
     assert queue.job_names() == [name]
@@ -211,3 +211,13 @@ def test_delivery_into_an_rclone_mount(
     assert ours("queue-process", "-q", through_mount, "cat").stdout == b"m3\n"
     # The remote itself is the truth; the mount's directory cache may lag.
     assert sorted(os.listdir(remote)) == [".fspl-keep"]
+
+
+def test_missing_job_names_where(rclone_local: dict[str, str], tmp_path: Path) -> None:
+    """The contract's FileNotFoundError, naming the job's location."""
+    url = f"rclone:localr:{tmp_path}/q"
+    transport = open_queue(url).transport
+    transport.init()
+    with pytest.raises(FileNotFoundError) as caught:
+        transport.open_job("fspl-nope.fspl").read(1)
+    assert caught.value.filename == f"rclone:localr:{tmp_path}/q/jobs/fspl-nope.fspl"

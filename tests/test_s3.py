@@ -380,3 +380,12 @@ def test_refused_credentials_say_which(ours: Runner, s3_refusing: str, command: 
         return
     key = "SECRET_ACCESS_KEY" if s3_refusing == "SignatureDoesNotMatch" else "ACCESS_KEY_ID"
     assert f"({s3_refusing})" in line and f"check AWS_{key}" in line, line
+
+
+def test_missing_job_names_where(s3_server: S3Server, bucket: str) -> None:
+    """The contract's FileNotFoundError, naming the job's location."""
+    transport = open_queue(f"s3://{bucket}/q").transport
+    transport.init()
+    with pytest.raises(FileNotFoundError) as caught:
+        transport.open_job("fspl-nope.fspl").read(1)
+    assert caught.value.filename == f"s3://{bucket}/q/jobs/fspl-nope.fspl"

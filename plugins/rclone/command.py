@@ -22,7 +22,7 @@ import termios
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from spooler.errors import SpoolError, TransportUnavailable
+from spooler.errors import SpoolError, TransportUnavailable, missing
 from spooler.streams import raw_fd
 
 _STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
@@ -153,7 +153,8 @@ class Rclone:
 
     def cat(self, relative: str) -> CatStream:
         """A download as a pipe (see :class:`CatStream`)."""
-        return CatStream([*self.argv, "cat", self.path(relative)], relative)
+        # Named as the URL (rclone:REMOTE:PATH) in errors.
+        return CatStream([*self.argv, "cat", self.path(relative)], f"rclone:{self.path(relative)}")
 
 
 class CatStream:
@@ -202,7 +203,7 @@ class CatStream:
             return
         if status != 0:
             if "not found" in err:
-                raise FileNotFoundError(self.name)
+                raise missing(self.name)
             raise OSError(f"rclone cat {self.name} failed: {err}")
 
     def __enter__(self) -> CatStream:

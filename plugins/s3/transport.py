@@ -36,7 +36,7 @@ from spooler_plugins.s3.upload import (
 )
 
 from spooler import log, transport_options
-from spooler.errors import SpoolError, UsageError, append_only, no_queue
+from spooler.errors import SpoolError, UsageError, append_only, missing, no_queue
 from spooler.failures import describe, reason
 from spooler.ids import new_job_name
 from spooler.layout import PLACEHOLDER, SEQ_NAME
@@ -185,7 +185,7 @@ class S3Transport(FsspecTransport):
                 except ClientError as exc:
                     code = exc.response.get("Error", {}).get("Code")
                     if code in ("NoSuchKey", "404"):
-                        raise FileNotFoundError(f"{self.location}/jobs/{name}") from None
+                        raise missing(f"{self.location}/jobs/{name}") from None
                     if code == "InvalidRange":
                         raise EmptyObject from None
                     raise
