@@ -8,6 +8,9 @@ reported on one line rather than as a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class SpoolError(Exception):
     """A failure the user can act on; ``str()`` is the complete message."""
@@ -46,6 +49,12 @@ def describe_os_error(exc: OSError) -> str:
         return str(exc)
     text = exc.strerror or str(exc)
     return f"{text} (os error {exc.errno})"
+
+
+def missing(where: str) -> FileNotFoundError:
+    """The contract's FileNotFoundError for a job, naming where it was looked
+    for, so that the CLI's one line says ``"WHERE": No such file …``."""
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), where)
 
 
 def no_queue(location: str, why: str = "") -> SpoolError:

@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from .redact import redact
+
 TRACE, DEBUG, INFO, WARN, ERROR = 5, 4, 3, 2, 1
 _NAMES = {"trace": TRACE, "debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR}
 _LABELS = {TRACE: "TRACE", DEBUG: "DEBUG", INFO: " INFO", WARN: " WARN", ERROR: "ERROR"}
@@ -63,7 +65,7 @@ class Logger:
         text = msg % args if args else msg
         if _context is not None:
             text = _context() + text
-        line = f"{_LABELS[level]} {self.target}: {text}\n"
+        line = f"{_LABELS[level]} {self.target}: {redact(text)}\n"
         try:
             os.write(sys.stderr.fileno(), line.encode("utf-8", "backslashreplace"))
         except OSError:

@@ -261,7 +261,7 @@ _SIZED_EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext: size width, then a type byte
 _CONTAINER = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # width, items per entry
 
 
-def _check_cost(block: bytes) -> None:
+def _check_cost(block: bytes | bytearray) -> None:
     """Refuse, before decoding, a first value with too many objects or levels.
 
     A walk over the encoding that allocates nothing per object: it counts
@@ -309,7 +309,7 @@ def _check_cost(block: bytes) -> None:
             owed.append(count)
 
 
-def decode_meta(block: bytes) -> Meta:
+def decode_meta(block: bytes | bytearray) -> Meta:
     """Decode a metadata block (already CRC-checked)."""
     if len(block) > _WALK_ABOVE:
         _check_cost(block)
@@ -343,15 +343,20 @@ def decode_meta(block: bytes) -> Meta:
     return Meta(seq, ctime[0], ctime[1], _decode_cmd(cmd))
 
 
-def read_exact(read: Callable[[int], bytes], size: int) -> bytes:
-    """Read exactly ``size`` bytes in bounded chunks, or raise HeaderError."""
+def read_exact(read: Callable[[int], bytes], size: int) -> bytearray:
+    """Read exactly ``size`` bytes in bounded chunks, or raise HeaderError.
+
+    The buffer grows with what arrives (a claimed size is never allocated
+    up front) and is returned as is: CRC and decoding take a bytearray, and
+    a ``bytes()`` copy would double the peak memory of a large header.
+    """
     parts = bytearray()
     while len(parts) < size:
         chunk = read(min(size - len(parts), _CHUNK))
         if not chunk:
             raise HeaderError("failed to fill whole buffer")
         parts += chunk
-    return bytes(parts)
+    return parts
 
 
 def read_header(read: Callable[[int], bytes]) -> Header:
@@ -360,7 +365,7 @@ def read_header(read: Callable[[int], bytes]) -> Header:
     ``read`` must not read ahead (an ``os.read`` on a descriptor, or a raw
     stream), because whatever follows is handed on as the payload.
     """
-    length, meta_crc = parse_fixed(read_exact(read, FIXED_LEN))
+    length, meta_crc = parse_fixed(bytes(read_exact(read, FIXED_LEN)))
     block = read_exact(read, length)
     return Header(_check_block(block, meta_crc), FIXED_LEN + length)
 
@@ -384,7 +389,7 @@ def needed_length(prefix: bytes) -> int:
     return FIXED_LEN + length
 
 
-def _check_block(block: bytes, meta_crc: int) -> Meta:
+def _check_block(block: bytes | bytearray, meta_crc: int) -> Meta:
     if zlib.crc32(block) != meta_crc:
         raise HeaderError("CRC-32 mismatch on metadata")
     return decode_meta(block)

@@ -32,6 +32,7 @@ from .jobenv import JobRef
 from .jobsource import JobSource
 from .naming import NamedMeta, check_header, named_source, parse_name
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
+from .redact import redact
 from .transport import SequenceState, Transport, is_job_name
 
 _log = log.Logger("spooler.queue")
@@ -107,7 +108,7 @@ class QueueStatus:
         return self.next_seq is not None and bool(self.seqs) and self.next_seq not in self.seqs
 
     def lines(self) -> list[str]:
-        out = [f"queue: {self.location}"]
+        out = [f"queue: {redact(self.location)}"]
         if self.append_only:
             out.append("next: - (append-only queue: it can be written and listed, not processed)")
         else:

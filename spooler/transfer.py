@@ -38,7 +38,7 @@ from typing import BinaryIO
 
 from . import log
 from .delivery import StagedTransport
-from .errors import SpoolError
+from .errors import SpoolError, no_queue
 from .ids import uuid4_text
 from .naming import named_source
 from .queue import Job, Order, Queue
@@ -66,8 +66,11 @@ def same_queue(src: Transport, dst: Transport) -> bool:
     """True when both transports reach the same ``jobs/``: a probe written
     through ``dst`` shows up in a listing through ``src``."""
     probe = f".fspl-identity-{uuid4_text()}"
-    with dst.open_output(probe) as out:
-        out.write(b"queue-move identity probe\n")
+    try:
+        with dst.open_output(probe) as out:
+            out.write(b"queue-move identity probe\n")
+    except FileNotFoundError:  # removed since it was listed
+        raise no_queue(dst.location) from None
     try:
         return probe in src.list_names()
     finally:
@@ -114,6 +117,9 @@ def move_jobs(
     keep: bool = False,
 ) -> int:
     """Move (or with ``keep``, copy) jobs from ``src`` to ``dst``; return the count."""
+    # Listing DST first: a missing target is the transport's "no queue"
+    # error (naming it, with the queue-init hint), not the probe's failure.
+    dst.transport.list_names()
     if same_queue(src.transport, dst.transport):
         raise SpoolError(
             f'"{src.location}" and "{dst.location}" are the same queue: nothing to move'

@@ -3,6 +3,7 @@ one that counts the requests reaching it (tests and benchmarks/ use it)."""
 
 from __future__ import annotations
 
+import http.server
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -116,3 +117,52 @@ def s3_server(moto_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Serve
 def bucket(s3_server: S3Server) -> str:
     """A fresh, empty bucket (state never leaks between tests)."""
     return s3_server.new_bucket()
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every request as S3 does a bad signature or unknown key."""
+
+    code = "SignatureDoesNotMatch"
+
+    def _refuse(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{self.server.code}</Code>"  # type: ignore[attr-defined]
+            "<Message>The request signature we calculated does not match the signature "
+            "you provided.</Message><RequestId>0</RequestId></Error>"
+        ).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _refuse
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(params=["SignatureDoesNotMatch", "InvalidAccessKeyId"])
+def s3_refusing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A loopback endpoint refusing every request with S3's 403 and the
+    parametrised error code (moto checks no signature); yields the code."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Refusing)
+    server.code = request.param  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    try:
+        yield request.param
+    finally:
+        server.shutdown()
+        server.server_close()

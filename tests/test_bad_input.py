@@ -3,7 +3,7 @@
 Each row is a mistake a user makes (or an outside failure: a dead
 endpoint, a port that is not SSH) and the words its one line must hold.
 ``{q}`` is a fresh queue of the row's transport, ``{dead}`` an unused
-loopback port.
+loopback port (in the arguments, the environment and the words).
 """
 
 from __future__ import annotations
@@ -41,17 +41,26 @@ LOCAL: dict[str, Case] = {
     "file-url-host": Case(("queue-ls", "-q", "file://example/q"), 1, "host"),
     "unknown-scheme": Case(("queue-ls", "-q", "nosuch+x://h/q"), 1, "nosuch+x"),
     "empty-location": Case(("queue-ls", "-q", ""), 1, "Empty"),
+    "move-empty-target": Case(("queue-move", "{q}", ""), 1, "Empty"),
+    "move-empty-source": Case(("queue-move", "", "{q}"), 1, "Empty"),
+    "process-empty": Case(("queue-process", "-q", "", "true"), 1, "Empty"),
+    "move-sftp-no-host": Case(("queue-move", "{q}", "sftp://"), 2, "no host"),
+    "move-rclone-bare": Case(("queue-move", "{q}", "rclone:"), 2, "rclone:REMOTE:PATH"),
+    "status-sftp-no-host": Case(("queue-status", "-q", "sftp://"), 2, "no host"),
     "bad-log-level": Case(("-l", "loud", "queue-ls", "-q", "{q}"), 2, "loud"),
     "unknown-command": Case(("queue-lss", "-q", "{q}"), 2, "queue-lss"),
     "process-bad-order": Case(("queue-process", "-q", "{q}", "--order-by", "x", "true"), 2, ""),
     "process-bad-on-error": Case(("queue-process", "-q", "{q}", "--on-error", "x", "true"), 2, ""),
     "init-exists": Case(("queue-init", "-q", "{q}"), 1, "exists"),
-    "move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "nope"),
+    "move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
     "prepare-bad-seqfile": Case(("prepare", "-s", "{q}/no/dir/seq", "-i", "-"), 1, "no/dir"),
     "stdin-info-junk": Case(("stdin-info",), 1, "filespooler", b"x" * 40),
 }
 S3: dict[str, Case] = {
     "s3-one-slash": Case(("queue-ls", "-q", "s3:/b/q"), 2, "s3://BUCKET/PREFIX"),
+    "s3-move-bare": Case(("queue-move", "s3:", ""), 2, "s3://BUCKET/PREFIX"),
+    "s3-move-to-bare": Case(("queue-move", "{q}", "s3:"), 2, "s3://BUCKET/PREFIX"),
+    "s3-no-bucket-write": Case(("queue-write", "-q", "s3://"), 2, "no bucket"),
     "s3-bad-bucket": Case(("queue-ls", "-q", "s3://Bad_Bucket/q"), 2, "not a valid bucket"),
     "s3-bogus-option": Case(("queue-ls", "-q", "{q}", "-o", "bogus=1"), 2, "known: anon"),
     "s3-ttl-text": Case(("queue-process", "-q", "{q}", "-o", "lease_ttl=abc", "true"), 2, "sec"),
@@ -76,6 +85,7 @@ S3: dict[str, Case] = {
         "endpoint",
         env=(("AWS_ENDPOINT_URL", "http://127.0.0.1:{dead}"),),
     ),
+    "s3-move-no-target": Case(("queue-move", "{q}", "{q}-nope"), 1, "queue-init -q {q}-nope"),
     "s3-bad-id": Case(("queue-payload", "-q", "{q}", "-j", "x"), 2, "ID"),
     "s3-info-no-job": Case(("queue-info", "-q", "{q}", "-j", "9"), 1, "9"),
 }
@@ -95,6 +105,7 @@ SFTP: dict[str, Case] = {
     "sftp-config-missing": Case(
         ("queue-ls", "-q", "{q}", "-o", "ssh_config=/nonexist"), 1, "exist"
     ),
+    "sftp-move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
     "sftp-info-no-job": Case(("queue-info", "-q", "{q}", "-j", "9"), 1, "9"),
 }
 RCLONE: dict[str, Case] = {
@@ -105,11 +116,37 @@ RCLONE: dict[str, Case] = {
     "rclone-flags": Case(("queue-ls", "-q", "{q}", "-o", 'flags="open'), 1, "flags"),
     "rclone-no-remote": Case(("queue-ls", "-q", "rclone:nosuchr:q"), 1, "no remote named"),
     "rclone-no-queue": Case(("queue-ls", "-q", "{q}/nope"), 1, "queue-init"),
+    "rclone-move-no-target": Case(("queue-move", "{q}", "{q}/nope"), 1, "queue-init -q {q}/nope"),
+    "rclone-bad-config": Case(
+        ("queue-ls", "-q", "{q}", "-o", "config=/etc/hostname"), 1, "could not parse line"
+    ),
+    "rclone-s3-ca-bundle": Case(
+        ("queue-ls", "-q", "rclone:rs:b/q"),
+        1,
+        "failed to open custom CA bundle PEM file (caused by: open /nonexistent",
+        env=(
+            ("AWS_CA_BUNDLE", "/nonexistent"),
+            ("RCLONE_CONFIG_RS_TYPE", "s3"),
+            ("RCLONE_CONFIG_RS_ENDPOINT", "http://127.0.0.1:{dead}"),
+        ),
+    ),
     "rclone-bad-flag": Case(("queue-ls", "-q", "{q}", "-o", "flags=--no-such-flag"), 1, "flag"),
 }
 FSSPEC: dict[str, Case] = {
     "memory-no-queue": Case(("queue-ls", "-q", "memory://fspl-bad/nope"), 1, "queue-init"),
-    "memory-bad-option": Case(("queue-ls", "-q", "memory://fspl-bad/q", "-o", "x=1"), 1, ""),
+    "memory-bad-option": Case(
+        ("queue-ls", "-q", "{q}", "-o", "x=1"), 2, "unknown memory option x (known: global_store"
+    ),
+    "memory-bool-word": Case(("queue-ls", "-q", "{q}", "-o", "global_store=maybe"), 2, "true or"),
+    "memory-max-paths": Case(("queue-ls", "-q", "{q}", "-o", "max_paths=0"), 2, "at least 1"),
+    "zip-json-option": Case(
+        ("queue-ls", "-q", "zip://q::file:///nonexistent.zip", "-o", "target_options=1"),
+        2,
+        "JSON object",
+    ),
+    "memory-move-no-target": Case(
+        ("queue-move", "{q}", "memory://fspl-bad/nope"), 1, "queue-init -q memory://fspl-bad/nope"
+    ),
     "fsspec-unknown": Case(("queue-ls", "-q", "nosuchproto://h/q"), 1, ""),
     "memory-write-no-queue": Case(("queue-write", "-q", "memory://fspl-bad/q"), 1, "queue-init"),
 }
@@ -136,7 +173,7 @@ def _check(
         timeout=30,
     )
     line = one_error_line(result, case.status)
-    assert case.needle in line, line
+    assert fill(case.needle) in line, line
     assert "SECRET" not in line
     assert snapshot() == before, "the queue changed"
 

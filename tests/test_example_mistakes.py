@@ -23,7 +23,8 @@ def test_demo(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     errors = proc.stderr.splitlines()
-    assert len(errors) == 7 and all(e.startswith("Error: ") for e in errors), errors
-    assert proc.stdout.count("(exit 2)") == 6 and proc.stdout.count("(exit 1)") == 1
+    assert len(errors) == 9 and all(e.startswith("Error: ") for e in errors), errors
+    assert proc.stdout.count("(exit 2)") == 7 and proc.stdout.count("(exit 1)") == 2
     assert "queue-init" in errors[0] and "SECRET" not in proc.stderr
+    assert "no-such-target" in errors[-1] and "queue-init -q" in errors[-1]
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr

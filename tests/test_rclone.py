@@ -113,6 +113,29 @@ def test_clear_errors(ours: Runner, rclone_local: dict[str, str], tmp_path: Path
         one_error_line(result, status=None)
 
 
+@pytest.mark.parametrize(
+    ("args", "useful"),
+    [
+        (["-vv", "rcat", "localr:/proc/nope/x"], "Failed to rcat: mkdir /proc/nope"),
+        (["-vv", "lsjson", "localr:/nonexistent/x"], "Failed to lsjson"),
+        (["lsjson", "--no-such-flag", "localr:/"], "Fatal error: unknown flag: --no-such-flag"),
+    ],
+)
+def test_useful_line_of_real_rclone_output(
+    rclone_local: dict[str, str], args: list[str], useful: str
+) -> None:
+    """rclone's own stderr, DEBUG lines and all: its summary, no timestamp."""
+    import subprocess
+
+    from spooler_plugins.rclone.command import last_error
+
+    proc = subprocess.run(["rclone", *args], input=b"x", capture_output=True, check=False)
+    assert proc.returncode != 0
+    line = last_error(proc.stderr)
+    assert line.startswith(useful), (line, proc.stderr)
+    assert not line[:1].isdigit()
+
+
 def test_lock_contention(ours: Runner, rclone_local: dict[str, str], tmp_path: Path) -> None:
     url = f"rclone:localr:{tmp_path}/q"
     ours("queue-init", "-q", url)
@@ -148,7 +171,7 @@ def test_truncated_download_fails_the_job(rclone_local: dict[str, str], tmp_path
         received.append(len(read_all(stream)))
         return True  # the command itself did not notice
 
-    with pytest.raises(OSError, match=f"rclone cat (jobs/)?{name} failed"):
+    with pytest.raises(OSError, match=f"rclone cat rclone:localr:\\S*/jobs/{name} failed"):
         process(queue, callback=cut_short)
     assert 0 <= received[0] < len(payload), "the download was not cut"
     assert queue.job_names() == [name]
@@ -188,3 +211,13 @@ def test_delivery_into_an_rclone_mount(
     assert ours("queue-process", "-q", through_mount, "cat").stdout == b"m3\n"
     # The remote itself is the truth; the mount's directory cache may lag.
     assert sorted(os.listdir(remote)) == [".fspl-keep"]
+
+
+def test_missing_job_names_where(rclone_local: dict[str, str], tmp_path: Path) -> None:
+    """The contract's FileNotFoundError, naming the job's location."""
+    url = f"rclone:localr:{tmp_path}/q"
+    transport = open_queue(url).transport
+    transport.init()
+    with pytest.raises(FileNotFoundError) as caught:
+        transport.open_job("fspl-nope.fspl").read(1)
+    assert caught.value.filename == f"rclone:localr:{tmp_path}/q/jobs/fspl-nope.fspl"

@@ -367,3 +367,25 @@ def test_the_s3_environment_is_set_per_test_only(moto_server: S3Server) -> None:
     credentials behind for the tests that follow."""
     assert os.environ.get("AWS_ENDPOINT_URL") != moto_server.endpoint
     assert os.environ.get("AWS_ACCESS_KEY_ID") != "testing"
+
+
+@pytest.mark.parametrize("command", ["queue-ls", "queue-write", "queue-init", "queue-process"])
+def test_refused_credentials_say_which(ours: Runner, s3_refusing: str, command: str) -> None:
+    """A wrong secret or an unknown key ID: one line naming the queue and the key to check."""
+    args = ["true"] if command == "queue-process" else []
+    line = one_error_line(ours(command, "-q", "s3://fspl-bkt/q", *args, timeout=60))
+    assert "s3://fspl-bkt/q" in line, line
+    if "head_object" in line:  # a HEAD reply has no body: S3 gives no reason
+        assert "Forbidden (403): access denied; check the credentials" in line, line
+        return
+    key = "SECRET_ACCESS_KEY" if s3_refusing == "SignatureDoesNotMatch" else "ACCESS_KEY_ID"
+    assert f"({s3_refusing})" in line and f"check AWS_{key}" in line, line
+
+
+def test_missing_job_names_where(s3_server: S3Server, bucket: str) -> None:
+    """The contract's FileNotFoundError, naming the job's location."""
+    transport = open_queue(f"s3://{bucket}/q").transport
+    transport.init()
+    with pytest.raises(FileNotFoundError) as caught:
+        transport.open_job("fspl-nope.fspl").read(1)
+    assert caught.value.filename == f"s3://{bucket}/q/jobs/fspl-nope.fspl"

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Runner, jobs_in
+from conftest import Result, Runner, jobs_in
 from fixtures_sftp import SFTPQueue, SSHServer, upload_in_progress
 from helpers import one_error_line
 
@@ -143,6 +143,16 @@ def test_unreachable_and_missing(
     one_error_line(ours("queue-ls", "-q", sshd.url(str(tmp_path / "nope")), env=ssh_env))
 
 
+def test_missing_file_names_the_queue(sftp_queue: SFTPQueue, ssh_env: dict[str, str]) -> None:
+    """paramiko's "No such file" names no path: the queue URL is the file
+    (the contract's FileNotFoundError, so the one line says where)."""
+    transport = open_queue(sftp_queue.url, options={"ssh_config": ssh_env["FSPL_SSH_CONFIG"]})
+    with pytest.raises(FileNotFoundError) as caught:
+        transport.transport.open_job("fspl-nope.fspl")
+    assert caught.value.filename == sftp_queue.url
+    transport.transport.close()
+
+
 def test_cut_connection_mid_upload_leaves_no_job(
     ours: Runner, sshd: SSHServer, ssh_env: dict[str, str], sftp_queue: SFTPQueue
 ) -> None:
@@ -152,9 +162,13 @@ def test_cut_connection_mid_upload_leaves_no_job(
     for pid in set(sshd.children()) - before:
         os.kill(pid, signal.SIGKILL)  # the server side of the session dies
     writer.stdin.close()
-    assert writer.wait(30) != 0
-    assert b"Traceback" not in (writer.stderr.read() if writer.stderr else b"")
+    status = writer.wait(30)
+    err = writer.stderr.read() if writer.stderr else b""
+    line = one_error_line(Result(status, b"", err))
+    assert "backupsrv" in line and "connection dropped" in line, line
     assert jobs_in(local) == []
+    # Only the temporary name docs/reliability.md allows may remain.
+    assert all(n.startswith("tmp-") for n in os.listdir(local / "jobs"))
     # A leftover temporary file never confuses any command, and processing
     # removes it once it is old.
     for name in os.listdir(local / "jobs"):
@@ -181,3 +195,35 @@ def test_lock_contention_and_stale_lock(
     (local / "nextseq.sftp-lock").write_text('{"host": "gone", "pid": 1}')
     os.utime(local / "nextseq.sftp-lock", (0, 0))
     assert ours("queue-get-next", "-q", url, env=ssh_env).out == "1\n"
+
+
+def test_one_transport_shared_by_threads(sftp_queue: SFTPQueue, ssh_env: dict[str, str]) -> None:
+    """Two threads delivering and listing through one transport at once
+    (paramiko's SFTPClient breaks when shared: each thread gets a session)."""
+    import io
+    import threading
+
+    from spooler.testing import build_packet
+
+    queue = open_queue(sftp_queue.url, options={"ssh_config": ssh_env["FSPL_SSH_CONFIG"]})
+    transport = queue.transport
+    errors: list[BaseException] = []
+
+    def deliver(seq: int) -> None:
+        try:
+            for _ in range(5):
+                transport.deliver(io.BytesIO(build_packet(seq, b"x" * 1_000_000)))
+                transport.list_names()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=deliver, args=(n,), daemon=True) for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(w.is_alive() for w in workers), "a thread hangs"
+    assert errors == []
+    assert len(jobs_in(sftp_queue.local)) == 10
+    assert sorted(job.meta.seq for job in queue.scan()) == [1] * 5 + [2] * 5
+    transport.close()

@@ -18,3 +18,6 @@ try queue-ls -q s3://bucket/q -o lease_ttl=-5    # out of range
 try queue-ls -q s3://bucket/q -o bogus=1         # unknown option: the known ones are listed
 try queue-ls -q 'sftp://me:SECRET@127.0.0.1/q'   # a password in the URL: refused, masked
 try queue-ls -q sftp://127.0.0.1:99999/q         # no such port
+try queue-ls -q memory://q -o bogus=1            # fsspec options: unknown keys refused too
+"$FSPL" queue-init -q "$work/q"
+try queue-move "$work/q" "$work/no-such-target"  # a missing target: points at queue-init

@@ -13,14 +13,16 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from spooler import log
+from spooler import log, transport_options
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, TransportUnavailable, append_only, no_queue
+from spooler.failures import describe, reason
 from spooler.layout import PLACEHOLDER, SEQ_NAME
 from spooler.plugin import Capability, SequenceState
 from spooler.streams import BUFSIZE, spooled_upload
+from spooler.transport_options import Option
 
 if TYPE_CHECKING:
     import fsspec
@@ -29,24 +31,38 @@ _log = log.Logger("spooler.fsspec")
 #: Keeps ``jobs/`` in existence on stores without directories; not a job name.
 
 
-def coerce_options(options: Mapping[str, str]) -> dict[str, Any]:
-    """``-o`` values are strings; give booleans and numbers their type."""
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        low = value.lower()
-        if low in ("true", "yes", "on"):
-            out[key] = True
-        elif low in ("false", "no", "off"):
-            out[key] = False
-        else:
-            try:
-                out[key] = int(value)
-            except ValueError:
-                try:
-                    out[key] = float(value)
-                except ValueError:
-                    out[key] = value
-    return out
+#: AbstractFileSystem's own storage options, which every filesystem takes.
+COMMON_OPTIONS = (
+    Option("use_listings_cache", "bool"),
+    Option("listings_expiry_time", "seconds", minimum=0),
+    Option("max_paths", "int", minimum=1),
+    Option("skip_instance_cache", "bool"),
+)
+_KIND_OF_DEFAULT = {bool: "bool", int: "int", float: "float", dict: "json"}
+
+
+def options_of(cls: type) -> tuple[Option, ...]:
+    """The ``-o`` options of an fsspec filesystem class: the keyword
+    parameters of its ``__init__`` chain, typed by their defaults (a
+    ``*_kwargs``/``*_options`` parameter takes a JSON object), and the
+    storage options every filesystem takes.  Keys passed on through
+    ``**kwargs`` cannot be known, so only these are accepted."""
+    import inspect
+
+    found: dict[str, Option] = {option.name: option for option in COMMON_OPTIONS}
+    for klass in reversed(cls.__mro__):
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        for param in list(inspect.signature(init).parameters.values())[1:]:
+            if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                continue
+            default = None if param.default is param.empty else param.default
+            kind = _KIND_OF_DEFAULT.get(type(default), "str")
+            if default is None and param.name.endswith(("_kwargs", "_options")):
+                kind = "json"
+            found[param.name] = Option(param.name, kind)
+    return tuple(found.values())
 
 
 def copy_stream(source: BinaryIO, out: BinaryIO) -> int:
@@ -75,7 +91,14 @@ class FsspecTransport(StagedTransport):
         import fsspec  # here, so that subclasses can deliver without it (S3)
 
         try:
-            fs, root = fsspec.core.url_to_fs(url, **coerce_options(options))
+            # A chain (simplecache::s3://…) takes the outermost filesystem's
+            # options, and one JSON object per inner protocol (-o s3={…}).
+            chain = [fsspec.core.split_protocol(part)[0] or "file" for part in url.split("::")]
+            protocol = chain[0]
+            known = options_of(fsspec.get_filesystem_class(protocol))
+            known += tuple(Option(inner, "json") for inner in chain[1:])
+            kwargs = transport_options.parse(protocol, options, known) if options else {}
+            fs, root = fsspec.core.url_to_fs(url, **kwargs)
         except ImportError as exc:
             raise TransportUnavailable(f"{url}: {exc}") from None
         except (ValueError, TypeError) as exc:
@@ -92,6 +115,9 @@ class FsspecTransport(StagedTransport):
             entries = self.fs.ls(self.jobs, detail=False)
         except FileNotFoundError:
             raise no_queue(self.location) from None
+        except PermissionError as exc:  # a 403: the library's own error says why
+            why = (describe(exc.__cause__) if exc.__cause__ else None) or reason(exc)
+            raise SpoolError(f"{self.location}: listing jobs failed: {why}") from None
         return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     def open_job(self, name: str) -> BinaryIO:

@@ -22,16 +22,45 @@ import termios
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from spooler.errors import SpoolError, TransportUnavailable
+from spooler.errors import SpoolError, TransportUnavailable, missing
 from spooler.streams import raw_fd
 
-_NOISE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:[A-Z]+ *: *)?")
+_STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
+_LEVEL = re.compile(r"^(?P<level>[A-Z]+) *: *")
+#: Entries worth reporting, best first: rclone's summary of the failure,
+#: then its ERROR lines, then NOTICEs (a misconfigured remote).
+_RANKS = (
+    re.compile(r"^(?:Failed to|Fatal error)"),
+    re.compile(r"^ERROR\b"),
+    re.compile(r"^NOTICE\b"),
+)
 
 
 def last_error(stderr: bytes) -> str:
-    """rclone's last stderr line without its timestamp and level."""
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    return _NOISE.sub("", lines[-1]) if lines else "failed"
+    """The useful line of rclone's stderr, without timestamp and level.
+
+    rclone ends a failure with a ``Failed to …`` (or ``Fatal error: …``)
+    summary, but DEBUG/INFO lines (``-o flags=-vv``) and usage text may
+    follow it, and ``caused by: …`` continues an entry on the next line:
+    entries are rebuilt, then the last one of the best kind is taken.
+    """
+    entries: list[str] = []
+    for raw in stderr.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        stamped = _STAMP.match(line)
+        line = line[stamped.end() :] if stamped else line
+        if not line:
+            continue
+        if not stamped and entries and line.lower().startswith("caused by"):
+            entries[-1] += f" ({line})"
+        else:
+            entries.append(line)
+    for rank in _RANKS:
+        for entry in reversed(entries):
+            if rank.match(entry):
+                return _LEVEL.sub("", entry).lstrip(": ") or entry
+    useful = [e for e in entries if not re.match(r"^(?:DEBUG|INFO)\b", e)]
+    return _LEVEL.sub("", useful[-1]) if useful else "failed"
 
 
 _UNKNOWN_REMOTE = "didn't find section in config file"
@@ -124,7 +153,8 @@ class Rclone:
 
     def cat(self, relative: str) -> CatStream:
         """A download as a pipe (see :class:`CatStream`)."""
-        return CatStream([*self.argv, "cat", self.path(relative)], relative)
+        # Named as the URL (rclone:REMOTE:PATH) in errors.
+        return CatStream([*self.argv, "cat", self.path(relative)], f"rclone:{self.path(relative)}")
 
 
 class CatStream:
@@ -173,7 +203,7 @@ class CatStream:
             return
         if status != 0:
             if "not found" in err:
-                raise FileNotFoundError(self.name)
+                raise missing(self.name)
             raise OSError(f"rclone cat {self.name} failed: {err}")
 
     def __enter__(self) -> CatStream:

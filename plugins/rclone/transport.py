@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from spooler import log, transport_options
 from spooler.delivery import StagedTransport
-from spooler.errors import SpoolError, UsageError, append_only, no_queue
+from spooler.errors import SpoolError, UsageError, append_only, missing, no_queue
 from spooler.layout import JOBS_DIR, PLACEHOLDER, SEQ_LOCK_NAME, SEQ_NAME, SEQ_TEMP_NAME
 from spooler.lease import (
     DEFAULT_TTL,
@@ -88,7 +88,7 @@ class RcloneTransport(StagedTransport):
         stream = self.rclone.cat(f"jobs/{name}")
         if stream.empty and not self.rclone.exists(f"jobs/{name}"):
             stream.close()
-            raise FileNotFoundError(name)  # object stores "cat" a missing key as nothing
+            raise missing(self.job_location(name))  # object stores "cat" a missing key as nothing
         return stream  # type: ignore[return-value]
 
     def read_prefixes(
@@ -101,7 +101,7 @@ class RcloneTransport(StagedTransport):
                 return name, exc if isinstance(exc, OSError) else OSError(str(exc))
             # Object stores answer a missing key with nothing (it "is" an empty
             # directory); no job file is empty, so nothing means not found.
-            return name, data or FileNotFoundError(name)
+            return name, data or missing(self.job_location(name))
 
         with ThreadPoolExecutor(HEADER_WORKERS) as pool:
             yield from pool.map(head, list(names))

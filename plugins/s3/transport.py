@@ -27,10 +27,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from spooler_plugins.fsspec.transport import FsspecTransport
 from spooler_plugins.s3.download import EmptyObject, open_object
 from spooler_plugins.s3.lease import S3LeaseStore, S3Object, SequenceObject
-from spooler_plugins.s3.upload import Uploader, client_errors, make_client, request_extras
+from spooler_plugins.s3.upload import (
+    Uploader,
+    client_errors,
+    explain_denied,
+    make_client,
+    request_extras,
+)
 
 from spooler import log, transport_options
-from spooler.errors import SpoolError, UsageError, append_only, no_queue
+from spooler.errors import SpoolError, UsageError, append_only, missing, no_queue
 from spooler.failures import describe, reason
 from spooler.ids import new_job_name
 from spooler.layout import PLACEHOLDER, SEQ_NAME
@@ -101,7 +107,7 @@ class S3Transport(FsspecTransport):
         self.opts = opts
         self.bucket, _, self.prefix = self.root.partition("/")
         if not self.bucket:
-            raise SpoolError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
+            raise UsageError(f"{location}: no bucket in the URL (s3://BUCKET/PREFIX)")
         self.lease_ttl = lease_ttl
         self.read_parallel = 1  # GetObject requests in flight per job (-o read_parallel)
 
@@ -179,7 +185,7 @@ class S3Transport(FsspecTransport):
                 except ClientError as exc:
                     code = exc.response.get("Error", {}).get("Code")
                     if code in ("NoSuchKey", "404"):
-                        raise FileNotFoundError(f"{self.location}/jobs/{name}") from None
+                        raise missing(f"{self.location}/jobs/{name}") from None
                     if code == "InvalidRange":
                         raise EmptyObject from None
                     raise
@@ -200,8 +206,13 @@ class S3Transport(FsspecTransport):
     def _errors(self, method: str) -> Iterator[None]:
         try:
             yield
-        except (FileNotFoundError, FileExistsError, PermissionError):
+        except (FileNotFoundError, FileExistsError):
             raise
+        except PermissionError as exc:  # s3fs's translation of a 403: explain its cause
+            why = describe(exc.__cause__) if exc.__cause__ else None
+            raise SpoolError(
+                f"{self.location}: S3 {method} failed: {why or explain_denied(reason(exc))}"
+            ) from None
         except OSError as exc:
             if _precondition_failed(exc):
                 raise

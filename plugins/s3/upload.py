@@ -28,6 +28,8 @@ from spooler.failures import explains, reason
 
 _log = log.Logger("spooler.s3")
 _CREDENTIALS = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or ~/.aws/credentials"
+_SECRET = "AWS_SECRET_ACCESS_KEY (or aws_secret_access_key in ~/.aws/credentials)"
+_KEY_ID = "AWS_ACCESS_KEY_ID (or aws_access_key_id in ~/.aws/credentials)"
 
 
 @explains("botocore.exceptions.NoCredentialsError")
@@ -50,9 +52,21 @@ def _client_error(exc: BaseException) -> str:
     error = getattr(exc, "response", {}).get("Error", {})
     code = str(error.get("Code", ""))
     text = f"{error.get('Message') or code} ({code})" if code else reason(exc)
-    if code in ("403", "Forbidden", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"):
-        return f"{text}: access denied; check the credentials ({_CREDENTIALS}) and the region"
+    if code == "SignatureDoesNotMatch":
+        return f"{text}: the secret key does not match the access key ID; check {_SECRET}"
+    if code == "InvalidAccessKeyId":
+        return f"{text}: the endpoint knows no such access key ID; check {_KEY_ID} and the endpoint"
+    if code in ("403", "Forbidden", "AccessDenied"):
+        return explain_denied(text)
     return text
+
+
+def explain_denied(text: str) -> str:
+    """A 403 without its reason (HEAD replies have no body): all the suspects."""
+    return (
+        f"{text}: access denied; check the credentials ({_CREDENTIALS}), "
+        "the region and the bucket's policy"
+    )
 
 
 @explains("botocore.exceptions.BotoCoreError")

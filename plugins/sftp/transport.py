@@ -20,6 +20,7 @@ error, never a hang.
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from functools import cached_property
@@ -80,10 +81,30 @@ class SFTPTransport(StagedTransport):
         self.ssh = client.get_transport()
         assert self.ssh is not None
         self.ssh.set_keepalive(max(1, int(timeout / 4)))
-        self.sftp = self._session(WINDOW)
+        # One SFTP session per thread: paramiko's SFTPClient matches replies
+        # to requests on one channel and breaks (closes it) when two threads
+        # use it at once; sessions on the one SSH connection are cheap.
+        self._local = threading.local()
+        self._sessions: list[paramiko.SFTPClient] = []
+        self._sessions_lock = threading.Lock()
+        self._local.sftp = self._new_session()
         self.root = root.rstrip("/") or "/"
         self.jobs = f"{self.root}/jobs" if self.root != "/" else "/jobs"
         self.lock_ttl = lock_ttl
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        """This thread's SFTP session (opened on its first use)."""
+        session: paramiko.SFTPClient | None = getattr(self._local, "sftp", None)
+        if session is None:
+            session = self._local.sftp = self._new_session()
+        return session
+
+    def _new_session(self) -> paramiko.SFTPClient:
+        session = self._session(WINDOW)
+        with self._sessions_lock:
+            self._sessions.append(session)
+        return session
 
     def _session(self, window: int | None = None) -> paramiko.SFTPClient:
         """A new SFTP session on the connection; its calls time out."""
@@ -124,7 +145,8 @@ class SFTPTransport(StagedTransport):
     def close(self) -> None:
         if "lock_store" in self.__dict__:
             self.lock_store.close()
-        self.sftp.close()
+        for session in self._sessions:
+            session.close()
         self.client.close()
 
     def path(self, name: str) -> str:
@@ -146,6 +168,16 @@ class SFTPTransport(StagedTransport):
             raise SpoolError(
                 f"{self.location}: {what}: the SSH connection failed ({describe(exc)})"
             ) from None
+        except OSError as exc:
+            if exc.errno is None and exc.filename is None:  # paramiko's "Socket is closed"
+                raise SpoolError(
+                    f"{self.location}: {what}: the SSH connection dropped ({describe(exc)})"
+                ) from None
+            # paramiko's errors name no file ("No such file"): the queue's
+            # URL (password-free: such URLs are refused) makes the line say where.
+            if exc.filename is None:
+                exc.filename = self.location
+            raise
 
     # -- jobs ----------------------------------------------------------------
     def list_names(self) -> list[str]:
@@ -243,7 +275,12 @@ class SFTPTransport(StagedTransport):
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
         target = self.path(name)
-        return spooled_upload(lambda spool: self.sftp.putfo(spool, target, confirm=False))
+
+        def upload(spool: BinaryIO) -> None:
+            with self._remote(f"writing {name}"):
+                self.sftp.putfo(spool, target, confirm=False)
+
+        return spooled_upload(upload)
 
     # -- structure and sequence -------------------------------------------------
     def init(self, append_only: bool = False) -> None:
