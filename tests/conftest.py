@@ -95,9 +95,10 @@ def make_runner(name: str, argv0: list[str]) -> Runner:
 #: What only a fresh process sees the same way: variables read at start-up
 #: (the interpreter's, plugin discovery), remote locations (their libraries
 #: cache connections and listings per process), commands that run until
-#: signalled, and calls given a timeout (they guard against a hang).
+#: signalled (serve, queue-process --watch), and calls given a timeout
+#: (they guard against a hang).
 _IMPORT_TIME_ENV = ("PYTHON", "FSPL_PLUGINS")
-_LONG_RUNNING = frozenset({"queue-watch", "serve"})
+_LONG_RUNNING = frozenset({"serve", "--watch"})
 
 
 def _needs_a_process(args: Sequence[str | bytes], env: dict[str, str], timeout: float) -> bool:
