@@ -64,7 +64,7 @@ def test_reference_hangs_on_the_fifo_where_we_do_not(tmp_path: Path, ref: Runner
     q = _queue(tmp_path)
     os.mkfifo(q / "jobs" / "fspl-x.fspl")
     with pytest.raises(subprocess.TimeoutExpired):
-        ref("queue-ls", "-q", q, "-d", "cat", timeout=3)
+        ref("queue-ls", "-q", q, "-d", "cat", timeout=1)
 
 
 # -- metadata cost -------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reliability"))
 import torture
 
-RUNS = 25
+RUNS = 15
 
 
 @pytest.fixture
@@ -31,5 +31,5 @@ def test_killed_prepare_keeps_a_valid_seqfile(tmp_path: Path, rng: random.Random
 
 
 def test_killed_processor_loses_nothing(tmp_path: Path, rng: random.Random) -> None:
-    result = torture.torture_process(tmp_path, 20, rng)
+    result = torture.torture_process(tmp_path, 10, rng)
     assert result["kills"] > 0 and result["lost"] == 0

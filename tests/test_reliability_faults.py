@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Runner, jobs_in
-from helpers import one_error_line
+from helpers import one_error_line, wait_until
 
 from spooler.api import header
 from spooler.packet import Command
@@ -102,7 +102,7 @@ def test_failing_and_hanging_decoders(ours: Runner, queue: Path) -> None:
     garbage = ours("queue-process", "-q", queue, "-d", "echo garbage", "true")
     assert garbage.returncode == 0 and len(jobs_in(queue)) == 1
     # fspl waits for a decoder, as the reference does; bound it with timeout(1).
-    bounded = ours("queue-ls", "-q", queue, "-d", "timeout 1 sleep 30", timeout=20)
+    bounded = ours("queue-ls", "-q", queue, "-d", "timeout 0.2 sleep 30", timeout=20)
     assert bounded.returncode == 0
 
 
@@ -118,7 +118,11 @@ def test_commands_that_cannot_run(ours: Runner, ref: Runner, queue: Path, tmp_pa
     assert len(jobs_in(queue)) == 1 and (queue / "nextseq").read_text() == "1\n"
 
 
-def test_twenty_writers_while_processing(tmp_path: Path) -> None:
+#: Concurrent senders of three jobs each (each job is two fspl processes).
+WRITERS = 8
+
+
+def test_concurrent_writers_while_processing(tmp_path: Path) -> None:
     """Every job runs exactly once, and each sender's jobs in its order."""
     queue, log = tmp_path / "q", tmp_path / "log"
     fspl = [sys.executable, "-m", "spooler"]
@@ -135,11 +139,13 @@ def test_twenty_writers_while_processing(tmp_path: Path) -> None:
     def process_loop() -> None:
         while not stop.is_set():
             subprocess.run(drain, capture_output=True)
+        stop.wait(0.05)  # leave the cores to the writers between drains
 
     processor = threading.Thread(target=process_loop)
     processor.start()
     writers = [
-        subprocess.Popen(["sh", "-c", writer], env={**os.environ, "W": str(w)}) for w in range(20)
+        subprocess.Popen(["sh", "-c", writer], env={**os.environ, "W": str(w)})
+        for w in range(WRITERS)
     ]
     for proc in writers:
         assert proc.wait(300) == 0
@@ -147,24 +153,25 @@ def test_twenty_writers_while_processing(tmp_path: Path) -> None:
     processor.join()
     subprocess.run(drain, check=True)
     lines = log.read_text().split("\n")[:-1]
-    assert sorted(lines) == sorted(f"w{w} {j}" for w in range(20) for j in range(1, 4))
-    for w in range(20):
+    assert sorted(lines) == sorted(f"w{w} {j}" for w in range(WRITERS) for j in range(1, 4))
+    for w in range(WRITERS):
         mine = [int(line.split()[1]) for line in lines if line.split()[0] == f"w{w}"]
         assert mine == [1, 2, 3]
 
 
-def test_two_processors_one_refuses(ours: Runner, queue: Path) -> None:
+def test_two_processors_one_refuses(ours: Runner, queue: Path, tmp_path: Path) -> None:
     ours("queue-write", "-q", queue, input=ours("prepare", "-s", "-").stdout)
+    started, release = tmp_path / "started", tmp_path / "release"
+    job = f"touch {started}; while [ ! -e {release} ]; do sleep 0.02; done"
     first = subprocess.Popen(
-        [sys.executable, "-m", "spooler", "queue-process", "-q", queue, "sh", "--", "-c", "sleep 2"]
+        [sys.executable, "-m", "spooler", "queue-process", "-q", queue, "sh", "--", "-c", job]
     )
     try:
-        import time
-
-        time.sleep(0.8)
+        wait_until(started.exists, "the first processor's job")
         second = ours("queue-process", "-q", queue, "true")
         assert second.returncode == 1 and "lock" in second.err.lower()
     finally:
+        release.touch()
         assert first.wait(30) == 0
 
 

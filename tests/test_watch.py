@@ -117,7 +117,8 @@ def test_idle_holds_no_lock_and_sees_reference_set_next(
     result = ref("queue-set-next", "-q", q, "5")
     assert result.returncode == 0, result.err
     wait_until(lambda: lines(log) == ["5 five"], "job 5 after queue-set-next")
-    assert ref("queue-get-next", "-q", q).out.strip() == "6"
+    # The job logs before the watcher advances nextseq: wait for that too.
+    wait_until(lambda: ref("queue-get-next", "-q", q).out.strip() == "6", "nextseq 6")
 
 
 def test_timestamp_order_and_maxjobs_total(
