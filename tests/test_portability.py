@@ -27,12 +27,24 @@ REPORT = (
 )
 
 
+_WRAPPER = """
+import os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_IGN if sys.argv[1] == "ign" else signal.SIG_DFL)
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
 def _run_job(argv0: list[str], queue: Path, timeout: bool, trap_hup: bool) -> str:
     """Process one job whose command prints its signal state; its stdout."""
     options = ["--timeout", "60"] if timeout else []
     fspl = [*argv0, "queue-process", "-q", str(queue), *options, "sh", "--", "-c", REPORT]
-    # "trap '' HUP" is what nohup does: an ignored signal must stay ignored.
-    wrapper = ["sh", "-c", ("trap '' HUP; " if trap_hup else "") + 'exec "$@"', "sh", *fspl]
+    # Ignoring SIGHUP is what nohup does: an ignored signal must stay ignored.
+    # The wrapper sets SIGHUP either way (and SIGPIPE and SIGXFSZ, which Python
+    # ignores, back to default), so the test does not depend on what the shell
+    # running pytest ignores.
+    wrapper = [sys.executable, "-c", _WRAPPER, "ign" if trap_hup else "dfl", *fspl]
     result = subprocess.run(wrapper, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.decode()
