@@ -28,9 +28,10 @@ import os
 import select
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from . import log
 from .errors import SpoolError
@@ -108,16 +109,17 @@ def run_command(
     _log.debug("Preparing to run %r with params %r", argv[0], argv[1:])
     hook = group_hook
     own_group = timeout is not None or hook is not None
-    try:
-        pid = _spawn(argv, env, stdin, output, own_group)
-    except OSError as exc:
-        raise SpoolError(
-            f"Running {os.fsdecode(argv[0])!r}: {exc.strerror or exc} (os error {exc.errno})"
-        ) from None
-    _log.debug("Command PID %d started successfully", pid)
-    if hook is None:
-        hook = _forward_signals if own_group else _unguarded
-    with hook(pid):
+
+    def start(mask: Iterable[int] | None) -> int:
+        return _spawn(argv, env, stdin, output, own_group, mask)
+
+    if hook is not None:
+        guard = _hooked(start, hook)
+    elif own_group:
+        guard = _forwarding(start)
+    else:
+        guard = _hooked(start, _unguarded)
+    with guard as pid:
         status = _wait(pid, timeout)
     if status is None:
         return Outcome(False, f"Command timed out after {timeout:g} seconds and was killed")
@@ -130,16 +132,31 @@ def run_command(
 
 
 def _spawn(
-    argv: list[bytes], env: dict[bytes, bytes], stdin: int | None, output: int | None, group: bool
+    argv: list[bytes],
+    env: dict[bytes, bytes],
+    stdin: int | None,
+    output: int | None,
+    group: bool,
+    mask: Iterable[int] | None,
 ) -> int:
     """Start ``argv``; its PID.  The command is searched in fspl's own PATH,
-    which is also the command's: a job adds only FSPL_* variables."""
-    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in _redirections(stdin, output)]
+    which is also the command's: a job adds only FSPL_* variables.  ``mask``,
+    when given, is the signal mask the command starts with (fspl's own, while
+    fspl holds some signals back)."""
+    options: dict[str, Any] = {"setsigdef": _RESTORED}
     if group:
-        return os.posix_spawnp(
-            argv[0], argv, env, file_actions=actions, setsigdef=_RESTORED, setpgroup=0
-        )
-    return os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsigdef=_RESTORED)
+        options["setpgroup"] = 0
+    if mask is not None:
+        options["setsigmask"] = mask
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in _redirections(stdin, output)]
+    try:
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, **options)
+    except OSError as exc:
+        raise SpoolError(
+            f"Running {os.fsdecode(argv[0])!r}: {exc.strerror or exc} (os error {exc.errno})"
+        ) from None
+    _log.debug("Command PID %d started successfully", pid)
+    return pid
 
 
 def _redirections(stdin: int | None, output: int | None) -> list[tuple[int, int]]:
@@ -212,13 +229,35 @@ def _unguarded(_pgid: int) -> AbstractContextManager[None]:
 
 
 @contextmanager
-def _forward_signals(pgid: int) -> Iterator[None]:
-    def forward(signum: int, _frame: object) -> None:
-        _killpg(pgid, signum)
+def _hooked(
+    start: Callable[[Iterable[int] | None], int],
+    hook: Callable[[int], AbstractContextManager[None]],
+) -> Iterator[int]:
+    pid = start(None)
+    with hook(pid):
+        yield pid
 
-    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+
+@contextmanager
+def _forwarding(start: Callable[[Iterable[int] | None], int]) -> Iterator[int]:
+    """Start the command in its own group and pass SIGINT/SIGTERM/SIGHUP on to it.
+
+    The three are held back from before the spawn until the handlers are in
+    place: one arriving in between would otherwise kill fspl and leave the
+    command running on its own.  A held signal is forwarded once released.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
     try:
-        yield
+        pid = start(mask)
+
+        def forward(signum: int, _frame: object) -> None:
+            _killpg(pid, signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        yield pid
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
