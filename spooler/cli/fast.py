@@ -159,8 +159,7 @@ def local_queue(location: str, decoder: str | None) -> Queue | None:
 
 def run(args: Sequence[str]) -> int | None:
     """Run ``args`` here and return the exit status, or None to leave them to click."""
-    parsed = parse(args)
-    work = None if parsed is None else _plan(parsed)
+    work = plan(args)
     if work is None:
         return None
     from .report import failure
@@ -172,8 +171,14 @@ def run(args: Sequence[str]) -> int | None:
     return 0
 
 
-def _plan(parsed: Parsed) -> Callable[[], None] | None:
-    """The command as a call to make, or None if click must decide after all."""
+def plan(args: Sequence[str]) -> Callable[[], None] | None:
+    """The command ``args`` as a call to make, or None if click must decide.
+
+    Nothing is done yet (no file is opened), so the caller reports whatever
+    the call raises."""
+    parsed = parse(args)
+    if parsed is None:
+        return None
     from . import actions
 
     values = parsed.values
