@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__, log
-from . import report
 from .commands import COMMANDS, load
 from .options import CONTEXT
+from .report import fail, failure
 
 #: Set by the shell completion scripts (``_FSPL_COMPLETE=bash_source fspl``).
 COMPLETE_VAR = "_FSPL_COMPLETE"
@@ -75,7 +75,7 @@ def run(args: Sequence[str]) -> int:
     except click.UsageError as exc:
         # One line like every other error (click would add usage lines).
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        report.fail(exc.format_message() + hint)
+        fail(exc.format_message() + hint)
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
@@ -83,5 +83,5 @@ def run(args: Sequence[str]) -> int:
     except click.exceptions.Abort:
         return 130
     except (KeyboardInterrupt, Exception) as exc:
-        return report.failure(exc)
+        return failure(exc)
     return 0

@@ -179,15 +179,13 @@ def plan(args: Sequence[str]) -> Callable[[], None] | None:
     parsed = parse(args)
     if parsed is None:
         return None
-    from . import actions
+    from .actions import prepare, queue_ls, queue_process, queue_write
 
     values = parsed.values
     if parsed.command == "prepare":
         input_ = values.get("input")
         seqfile = str(values["seqfile"])
-        return lambda: actions.prepare(
-            seqfile, None if input_ is None else str(input_), parsed.params
-        )
+        return lambda: prepare(seqfile, None if input_ is None else str(input_), parsed.params)
     settings = (
         _process_settings(values, parsed.params) if parsed.command == "queue-process" else None
     )
@@ -201,12 +199,12 @@ def plan(args: Sequence[str]) -> Callable[[], None] | None:
     def work() -> None:
         with queue:
             if parsed.command == "queue-ls":
-                actions.queue_ls(queue)
+                queue_ls(queue)
             elif parsed.command == "queue-write":
-                actions.queue_write(queue)
+                queue_write(queue)
             else:
                 assert settings is not None
-                actions.queue_process(queue, *settings)
+                queue_process(queue, *settings)
 
     return work
 
