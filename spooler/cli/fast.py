@@ -174,8 +174,8 @@ def run(args: Sequence[str]) -> int | None:
 def plan(args: Sequence[str]) -> Callable[[], None] | None:
     """The command ``args`` as a call to make, or None if click must decide.
 
-    Nothing is done yet (no file is opened), so the caller reports whatever
-    the call raises."""
+    No queue, job or input file is touched yet (only the mount table is
+    read), so that the caller reports whatever the call raises."""
     parsed = parse(args)
     if parsed is None:
         return None
