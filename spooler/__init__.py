@@ -7,7 +7,11 @@ re-exported here lazily, so ``import spooler`` stays cheap for the CLI.
 
 from __future__ import annotations
 
-from typing import Any
+# Not "from typing import TYPE_CHECKING": importing typing (and re, enum
+# with it) is half the start-up of gen-uuid; type checkers know the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -29,10 +28,10 @@ from .errors import SpoolError
 from .jobenv import JobRef, job_environment
 from .packet import CmdType, Command, Meta, Special, encode_header
 from .queue import OnError, Order, Outcome, ProcessConfig, Queue, Runner
-from .registry import open_transport
 from .streams import copy_stream_to_fd, write_all
 
 if TYPE_CHECKING:
+    import threading
     from typing import TypedDict
 
     from typing_extensions import Unpack
@@ -133,6 +132,8 @@ def open_queue(
     location: str, *, decoder: str | None = None, options: Mapping[str, str] | None = None
 ) -> Queue:
     """Open a queue by path or URL (``s3://``, ``sftp://``… with their plugins)."""
+    from .registry import open_transport  # pluggy: only when a location is resolved
+
     return Queue(open_transport(location, options), decoder)
 
 
@@ -289,6 +290,8 @@ def watch(
     if stop is not None:
         # An Event has no descriptor to wait on with the loop; this daemon
         # thread turns it into a wake-up, and ends when the event is set.
+        import threading
+
         def relay() -> None:
             stop.wait()
             watcher.stop()

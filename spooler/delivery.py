@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import sys
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -127,7 +127,10 @@ def _ignore(_: int) -> None:
 @contextmanager
 def _interrupts_at(report: Callable[[int], None]) -> Iterator[Callable[[int], None]]:
     """Defer SIGINT to the next progress report (see ``defer_interrupts``)."""
-    if threading.current_thread() is not threading.main_thread():
+    # Only the main thread can set a signal handler.  Without threading
+    # imported (the CLI does not import it) there is only the main thread.
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.current_thread() is not threading.main_thread():
         yield report
         return
     pending: list[int] = []

@@ -30,8 +30,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import log
 from .errors import SpoolError
@@ -50,8 +49,7 @@ _RESTORED = (signal.SIGPIPE, signal.SIGXFSZ)
 group_hook: Callable[[int], AbstractContextManager[None]] | None = None
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     """How to run jobs; shared by queue-process, stdin-process and the API."""
 
     command: bytes

@@ -15,15 +15,14 @@ is loaded only when a URL needs it.  See docs/plugins.md for a walk-through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pluggy
 
+from .markers import PROJECT, hookimpl, provide
+
+__all__ = ["PROJECT", "fspl_claim_path", "fspl_transports", "hookimpl", "hookspec", "provide"]
 from .spec import TransportSpec
 
-PROJECT = "filespooler"
 hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
@@ -35,21 +34,6 @@ def fspl_transports() -> list[TransportSpec]:
     anything heavy.
     """
     raise NotImplementedError  # a specification: plugins implement it
-
-
-def provide(*specs: TransportSpec) -> Callable[[], list[TransportSpec]]:
-    """An ``fspl_transports`` implementation returning ``specs``.
-
-    The one-liner for plugins that only declare transports::
-
-        fspl_transports = provide(TransportSpec(...))
-    """
-
-    @hookimpl
-    def fspl_transports() -> list[TransportSpec]:
-        return list(specs)
-
-    return fspl_transports
 
 
 @hookspec(firstresult=True)

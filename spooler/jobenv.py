@@ -8,15 +8,14 @@ hold anything, newlines included.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .packet import Command, Meta
 from .redact import redact
 
 
-@dataclass(frozen=True)
-class JobRef:
+class JobRef(NamedTuple):
     """Where a queued job lives (absent for stdin-* commands)."""
 
     name: str

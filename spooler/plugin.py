@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from .errors import UsageError
 from .failures import explains
-from .hookspecs import hookimpl, provide
+from .markers import hookimpl, provide
 from .spec import TransportSpec
 from .transport import Capability, SequencePeek, SequenceState, Transport
 from .transport_options import Option

@@ -22,7 +22,6 @@ import enum
 import gc
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
 from . import log
@@ -64,8 +63,7 @@ class Job(NamedTuple):
     meta: Meta | NamedMeta
 
 
-@dataclass(frozen=True)
-class ProcessConfig:
+class ProcessConfig(NamedTuple):
     order_by: Order = Order.SEQUENCE
     on_error: OnError = OnError.RETRY
     never_delete: bool = False
@@ -73,8 +71,7 @@ class ProcessConfig:
     save_output: bool = False
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How one job went; ``detail`` explains a failure."""
 
     ok: bool
@@ -86,8 +83,7 @@ class Outcome:
 Runner = Callable[[Meta, "JobRef | None", int, "int | None"], Outcome]
 
 
-@dataclass
-class QueueStatus:
+class QueueStatus(NamedTuple):
     """What ``queue-status`` reports; :meth:`lines` renders it."""
 
     location: str
@@ -95,9 +91,9 @@ class QueueStatus:
     next_seq: int | None
     #: Who holds the processing lock, when someone does.
     holder: str | None
-    seqs: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
-    unparsable: list[str] = field(default_factory=list)
+    seqs: list[int]
+    duplicates: list[int]
+    unparsable: list[str]
 
     @property
     def locked(self) -> bool:

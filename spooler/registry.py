@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from importlib import import_module
 from importlib.util import find_spec
 
@@ -71,7 +70,7 @@ class Registry:
             raise
         for specs in declared:
             for spec in specs:
-                self._add(replace(spec, origin=origin))
+                self._add(spec._replace(origin=origin))
 
     def _add(self, spec: TransportSpec) -> None:
         self._specs.append(spec)

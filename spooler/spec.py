@@ -8,11 +8,10 @@ depending on the registry that consumes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class TransportSpec:
+class TransportSpec(NamedTuple):
     """Schemes, and where the transport class lives.
 
     ``factory`` is a ``"module:Class"`` string so the module (and the heavy
@@ -33,4 +32,4 @@ class TransportSpec:
     #: so that a missing one gets the install hint.
     requires: tuple[str, ...] = ()
     #: Filled in by the registry: where the declaring plugin came from.
-    origin: str = field(default="", compare=False)
+    origin: str = ""

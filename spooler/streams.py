@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
@@ -122,6 +121,8 @@ class Pump:
         self.read_fd, self._write_fd = os.pipe()
         self._src = src
         self.error: BaseException | None = None
+        import threading  # remote payloads and decoders only: local commands never pump
+
         self._thread = threading.Thread(target=self._run, daemon=True, name="fspl-pump")
         self._thread.start()
 

@@ -30,8 +30,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import BinaryIO, ClassVar, Protocol
+from typing import BinaryIO, ClassVar, NamedTuple, Protocol
 
 from .errors import LockError
 from .ids import JOB_PREFIX, JOB_SUFFIX
@@ -72,8 +71,7 @@ class SequenceState(Protocol):
     def write(self, value: int) -> None: ...
 
 
-@dataclass(frozen=True)
-class SequencePeek:
+class SequencePeek(NamedTuple):
     """The sequence state as a diagnostic sees it, without taking anything.
 
     ``next_seq`` is None when it cannot be read; ``holder`` describes who holds

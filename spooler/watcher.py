@@ -50,7 +50,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from queue import SimpleQueue
 
@@ -596,7 +596,7 @@ class Watcher:
         config = spec.config
         remaining = slot.remaining()
         if remaining is not None:
-            config = replace(config, maxjobs=remaining)
+            config = config._replace(maxjobs=remaining)
         state = _Pass(time.monotonic())
         try:
             done = queue.process(config, spec.runner, lambda: self._proceed(state))

@@ -904,3 +904,45 @@ def test_whole_number_options_are_refused_like_the_reference(
         return result.returncode, bool(result.err)
 
     assert_same_on_both(ours, ref, tmp_path, run)
+
+
+#: A job command reporting what it inherited: its ignored and blocked
+#: signals, and whether it shares its parent's process group.
+SIGNAL_REPORT = """#!/bin/sh
+# Shell built-ins only: a fork would change the mask it reads.
+while read -r key value; do
+  case $key in SigIgn:|SigBlk:) echo "$key $value";; esac
+done < /proc/$$/status
+read -r line < /proc/$$/stat; set -- $line; mine=$5
+read -r line < /proc/$PPID/stat; set -- $line; parent=$5
+if [ "$mine" = "$parent" ]; then echo same process group; else echo own process group; fi
+"""
+
+
+@pytest.mark.parametrize("ignored", ["", "INT HUP", "INT QUIT TERM USR1"])
+def test_commands_inherit_signals_and_group_as_from_the_reference(
+    ours: Runner, ref: Runner, tmp_path: Path, ignored: str
+) -> None:
+    # The processor runs with some signals ignored (as under nohup): a
+    # command must see what the reference's commands see, nothing reset
+    # differently, nothing blocked, the same process group.
+    script = tmp_path / "report"
+    script.write_text(SIGNAL_REPORT)
+    script.chmod(0o755)
+    reports = []
+    for runner in (ours, ref):
+        where = tmp_path / runner.name  # type: ignore[attr-defined]
+        where.mkdir()
+        assert runner("queue-init", "-q", "q", cwd=where).returncode == 0
+        packet = runner("prepare", "-s", "-").stdout
+        assert runner("queue-write", "-q", "q", input=packet, cwd=where).returncode == 0
+        argv = [*runner.argv0, "queue-process", "-q", "q", str(script)]  # type: ignore[attr-defined]
+        shell = f"trap '' {ignored}; exec \"$@\"" if ignored else 'exec "$@"'
+        proc = subprocess.run(
+            ["sh", "-c", shell, "sh", *argv], cwd=where, capture_output=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        reports.append(proc.stdout)
+    assert b"same process group" in reports[1]
+    assert b"SigBlk:" in reports[1]
+    assert reports[0] == reports[1]

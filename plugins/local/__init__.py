@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from spooler.plugin import TransportSpec, provide
+# Not spooler.plugin (the facade): every local command imports this package.
+from spooler.markers import provide
+from spooler.spec import TransportSpec
 
 fspl_transports = provide(
     TransportSpec(

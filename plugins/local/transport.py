@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -15,9 +14,9 @@ from spooler import log, seqfile
 from spooler.delivery import StagedTransport
 from spooler.errors import SpoolError, describe_os_error, no_queue
 from spooler.layout import JOBS_DIR, SEQ_LOCK_NAME, SEQ_NAME
-from spooler.plugin import Capability, SequencePeek
 from spooler.seqfile import SeqFile, fsync_dir
 from spooler.streams import copy_stream_to_fd
+from spooler.transport import Capability, SequencePeek
 
 _log = log.Logger("spooler.local")
 _THREAD_THRESHOLD = 512
@@ -93,6 +92,8 @@ class LocalTransport(StagedTransport):
         if len(todo) < _THREAD_THRESHOLD:
             yield from _read_heads(self.jobs_dir + "/", todo, size)
             return
+        import threading  # only for big queues: most commands never start one
+
         for start in range(0, len(todo), _BATCH):
             batch = todo[start : start + _BATCH]
             half = len(batch) // 2

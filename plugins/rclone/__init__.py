@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from spooler.plugin import TransportSpec, hookimpl, provide
+# Not spooler.plugin (the facade): local commands ask this package's claim hook.
+from spooler.markers import hookimpl, provide
+from spooler.spec import TransportSpec
 
 REMOTE = TransportSpec(
     name="rclone",

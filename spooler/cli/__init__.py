@@ -7,6 +7,9 @@ load transport libraries.  Two start-up costs are avoided on purpose:
 * click takes about 30 ms to import, more than the whole run of
   ``gen-uuid``; the argument-free commands (``gen-uuid``, ``gen-filename``,
   ``--version``) are therefore answered before click is loaded;
+* ``queue-ls``, ``queue-write``, ``prepare`` and ``queue-process`` on local
+  queues are parsed by hand when the command line is one :mod:`.fast` fully
+  understands (anything else, help and usage errors included, is click's);
 * everything else goes through click, with errors turned into one
   ``Error: …`` line and exit status 1 (usage errors exit 2).
 """
@@ -41,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the status."""
     args = list(sys.argv[1:] if argv is None else argv)
     status = _fast_path(args)
+    if status is None:
+        from .fast import run as run_fast
+
+        status = run_fast(args)
     if status is None:
         from .app import run
 

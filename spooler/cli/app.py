@@ -7,11 +7,10 @@ from collections.abc import Sequence
 
 import click
 
-from .. import __version__, failures, log
-from ..errors import SpoolError, describe_os_error
-from ..redact import redact
+from .. import __version__, log
 from .commands import COMMANDS, load
 from .options import CONTEXT
+from .report import fail, failure
 
 #: Set by the shell completion scripts (``_FSPL_COMPLETE=bash_source fspl``).
 COMPLETE_VAR = "_FSPL_COMPLETE"
@@ -76,38 +75,13 @@ def run(args: Sequence[str]) -> int:
     except click.UsageError as exc:
         # One line like every other error (click would add usage lines).
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _fail(exc.format_message() + hint)
+        fail(exc.format_message() + hint)
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
         return 130
-    except KeyboardInterrupt:
-        return 130
-    except SpoolError as exc:
-        _fail(redact(str(exc)))
-        return getattr(exc, "exit_code", 1)
-    except OSError as exc:
-        where = f'"{exc.filename}": ' if exc.filename else ""
-        return _fail(redact(where + describe_os_error(exc)))
-    except Exception as exc:
-        explained = failures.explain(exc)
-        if explained is not None:  # a library's report of an outside failure
-            return _fail(redact(explained))
-        # A bug: still one line, traceback only on request.
-        if log.enabled(log.DEBUG):
-            import traceback
-
-            traceback.print_exc()
-        return _fail(redact(f"internal error: {type(exc).__name__}: {exc}"))
+    except (KeyboardInterrupt, Exception) as exc:
+        return failure(exc)
     return 0
-
-
-def _fail(message: str) -> int:
-    line = "Error: " + " ".join(message.splitlines()) + "\n"
-    try:
-        os.write(2, line.encode("utf-8", "backslashreplace"))
-    except OSError:
-        pass
-    return 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..jobenv import job_environment, render_info, rfc3339_local
+from ..jobenv import job_environment, render_info
 from ..queue import Job, Queue
 from ..streams import copy_fd
-from . import options
+from . import actions, options
 
 
 @options.command("queue-ls")
@@ -13,12 +13,7 @@ from . import options
 @options.decoder
 def queue_ls(queuedir: str, decoder: str | None) -> None:
     """List the jobs in a queue, sorted by ID (reads headers only)."""
-    rows = [f"{'ID':<20} {'creation timestamp':<27} filename\n"]
-    rows += [
-        f"{meta.seq:<20} {rfc3339_local(meta.ctime_secs, meta.ctime_nanos):<27} {name}\n"
-        for name, meta in options.open_queue(queuedir, decoder=decoder).listing()
-    ]
-    options.emit("".join(rows))
+    actions.queue_ls(options.open_queue(queuedir, decoder=decoder))
 
 
 def _find(queuedir: str, job: str, decoder: str | None) -> tuple[Queue, Job]:

@@ -67,6 +67,10 @@ ssh config file for sftp:// queues (default ~/.ssh/config).
 .TP
 .B FSPL_PLUGINS=all
 let third\\-party plugins claim local paths.
+.TP
+.B FSPL_NO_FAST_PATH=1
+parse every command line with the full parser (a debugging aid; by default
+the common forms of the hot commands on local queues skip it).
 .SH EXIT STATUS
 0 on success, 1 on an error (one line on standard error), 2 on a usage error.
 .SH SEE ALSO

@@ -10,7 +10,7 @@ import click
 
 from .. import api
 from ..queue import Queue
-from ..streams import write_all
+from .actions import emit as emit  # the commands call options.emit
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -140,12 +140,6 @@ seqfile = click.option(
 )
 job_id = click.option("-j", "--job", "job", required=True, type=str, metavar="ID", help="Job ID")
 seq_id = click.argument("id", metavar="ID")
-
-
-def emit(data: bytes | str) -> None:
-    """Write to stdout unbuffered (payload commands stream past sys.stdout)."""
-    # surrogateescape: job names that are not UTF-8 print as their own bytes.
-    write_all(1, data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
 
 
 class U64(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from contextlib import AbstractContextManager, nullcontext
-from typing import BinaryIO
-
 import click
 
 from .. import seqfile as seqfiles
-from ..api import command as command_body
 from ..api import header, write_packet
 from ..packet import Special
-from . import options
+from . import actions, options
 
 
 @options.command("prepare", params=True)
@@ -32,15 +27,7 @@ def prepare(seqfile: str, input_: str | None, params: tuple[bytes, ...]) -> None
     again when the job is processed.  PARAMS after -- are appended to the
     processor's command line when it allows job params.
     """
-    if input_ is None:
-        source: AbstractContextManager[BinaryIO | None] = nullcontext()
-    elif input_ == "-":
-        source = os.fdopen(0, "rb", buffering=0, closefd=False)
-    else:
-        # Opened before the sequence number is taken: a bad path burns no number.
-        source = open(input_, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
-    with source as payload:
-        write_packet(1, header(command_body(params), seqfile_path=seqfile), payload)
+    actions.prepare(seqfile, input_, params)
 
 
 @options.command("prepare-nop")

@@ -13,7 +13,7 @@ from ..errors import CommandFailed
 from ..execute import RunOptions
 from ..packet import Special
 from ..queue import OnError, Order, ProcessConfig, Runner
-from . import options
+from . import actions, options
 from .stdin import read_stdin_header
 
 
@@ -134,18 +134,12 @@ def queue_process(
     """
     if poll is not None and not watch:
         raise click.UsageError("--poll needs --watch")
-    config = ProcessConfig(
-        Order(order_by),
-        OnError(on_error),
-        never_delete,
-        maxjobs,
-        output_to == "SaveBoth",
-    )
-    runner = command_runner(_runner_options(command_, params, **run))
+    config = actions.process_config(order_by, on_error, never_delete, maxjobs, output_to)
+    run_options = _runner_options(command_, params, **run)
     if watch:
-        _watch(queuedir, decoder, config, runner, poll)
+        _watch(queuedir, decoder, config, command_runner(run_options), poll)
     else:
-        options.open_queue(queuedir, decoder=decoder).process(config, runner)
+        actions.queue_process(options.open_queue(queuedir, decoder=decoder), config, run_options)
 
 
 def _watch(

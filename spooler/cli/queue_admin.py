@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from . import options
+from . import actions, options
 
 
 @options.command("queue-init")
@@ -31,9 +29,7 @@ def queue_write(queuedir: str) -> None:
     is named fspl-SEQ_SECS_NANOS_RANDOM_CHECK.fspl (scans read it from the
     name), anything else fspl-UUID.fspl.
     """
-    queue = options.open_queue(queuedir)
-    with os.fdopen(0, "rb", buffering=0, closefd=False) as stdin:
-        queue.write(stdin)
+    actions.queue_write(options.open_queue(queuedir))
 
 
 @options.command("queue-get-next")
