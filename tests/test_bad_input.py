@@ -98,7 +98,11 @@ SFTP: dict[str, Case] = {
     "sftp-lock-ttl": Case(("queue-process", "-q", "{q}", "-o", "lock_ttl=abc", "true"), 2, "sec"),
     "sftp-timeout": Case(("queue-ls", "-q", "{q}", "-o", "timeout=-1"), 2, "at least"),
     "sftp-bogus": Case(("queue-ls", "-q", "{q}", "-o", "bogus=1"), 2, "known: identity_file"),
-    "sftp-dead-port": Case(("queue-ls", "-q", "sftp://127.0.0.1:{dead}/q"), 1, "cannot connect"),
+    "sftp-dead-port": Case(
+        ("queue-ls", "-q", "sftp://127.0.0.1:{dead}/q"),
+        1,
+        "cannot connect to [127.0.0.1]:{dead}: Connection refused",
+    ),
     "sftp-no-queue": Case(("queue-ls", "-q", "{q}/nope"), 1, "queue-init"),
     "sftp-write-no-queue": Case(("queue-write", "-q", "{q}/nope"), 1, "queue-init"),
     "sftp-init-no-parent": Case(("queue-init", "-q", "{q}/a/b/c"), 1, "/a/b"),

@@ -41,7 +41,12 @@ logging.getLogger("paramiko").propagate = False
 
 def describe(exc: BaseException) -> str:
     """A paramiko or OS error on one line, never empty (paramiko's "Server
-    connection dropped:" has nothing after the colon)."""
+    connection dropped:" has nothing after the colon, and a refused connection
+    is "[Errno None] Unable to connect to port …": its per-address causes say
+    more)."""
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        causes = dict.fromkeys(e.strerror or str(e) for e in exc.errors.values())
+        return "; ".join(causes) or "no address answered"
     text = " ".join(str(exc).split()).rstrip(": ")
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f'"{exc.filename}": {text}'
