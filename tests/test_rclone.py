@@ -147,13 +147,23 @@ def test_lock_contention(ours: Runner, rclone_local: dict[str, str], tmp_path: P
     assert ours("queue-get-next", "-q", url).out == "1\n"
 
 
-def rclone_children() -> list[int]:
-    """PIDs of this process's ``rclone`` children (the downloads in progress)."""
+def rclone_downloads(name: str) -> list[int]:
+    """PIDs of this process's ``rclone cat`` children reading job ``name``
+    (by argv: a worker may have other rclone children, such as a mount)."""
     pids: list[int] = []
     for task in os.listdir("/proc/self/task"):
         with open(f"/proc/self/task/{task}/children") as children:
             pids += map(int, children.read().split())
-    return [pid for pid in pids if Path(f"/proc/{pid}/comm").read_text().strip() == "rclone"]
+    wanted = []
+    for pid in pids:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if (
+            Path(argv[0].decode()).name == "rclone"
+            and b"cat" in argv
+            and any(arg.endswith(name.encode()) for arg in argv)
+        ):
+            wanted.append(pid)
+    return wanted
 
 
 def test_truncated_download_fails_the_job(rclone_local: dict[str, str], tmp_path: Path) -> None:
@@ -166,7 +176,7 @@ def test_truncated_download_fails_the_job(rclone_local: dict[str, str], tmp_path
     received: list[int] = []
 
     def cut_short(meta: object, stream: BinaryIO) -> bool:
-        (download,) = rclone_children()
+        (download,) = rclone_downloads(name)
         os.kill(download, signal.SIGKILL)
         received.append(len(read_all(stream)))
         return True  # the command itself did not notice
