@@ -245,7 +245,15 @@ def test_rclone_is_the_only_builtin_claiming_plain_paths() -> None:
     "kwargs", [{}, {"tryfirst": True}, {"hookwrapper": True, "specname": "x"}, {"wrapper": True}]
 )
 def test_light_hookimpl_marks_as_pluggy_does(kwargs: dict[str, object]) -> None:
+    import inspect
+
     import pluggy
+
+    if (
+        "wrapper" in kwargs
+        and "wrapper" not in inspect.signature(pluggy.HookimplMarker.__call__).parameters
+    ):
+        pytest.skip("this pluggy has no new-style wrappers (before 1.1)")
 
     def ours() -> None: ...
 
@@ -253,4 +261,8 @@ def test_light_hookimpl_marks_as_pluggy_does(kwargs: dict[str, object]) -> None:
 
     HookimplMarker("filespooler")(ours, **kwargs)  # type: ignore[arg-type]
     pluggy.HookimplMarker("filespooler")(theirs, **kwargs)  # type: ignore[call-overload]
-    assert ours.filespooler_impl == theirs.filespooler_impl  # type: ignore[attr-defined]
+    mine, pluggys = ours.filespooler_impl, theirs.filespooler_impl  # type: ignore[attr-defined]
+    # Every option pluggy sets, alike; pluggy before 1.1 sets no "wrapper"
+    # (and ignores the one ours sets).
+    assert {key: mine[key] for key in pluggys} == pluggys
+    assert set(mine) - set(pluggys) <= {"wrapper"}
