@@ -319,18 +319,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``server`` tests, so that ``-m "not server"`` is the core suite,
     and ``slow`` ones, which CI runs on the default interpreter only.
 
-    Then order the server tests first (a stable sort: each module keeps its
-    order): they hold the long tests, and pytest-xdist hands tests out in
-    collection order, so the long ones start early and the many short core
-    tests at the end even out the workers instead of one of them finishing
-    a 15-second test alone."""
+    Then order the server and slow tests first (a stable sort: each module
+    keeps its order): they hold the long tests, and pytest-xdist hands tests
+    out in collection order, so the long ones start early and the many short
+    core tests at the end even out the workers instead of one of them
+    finishing a 15-second test alone."""
     for item in items:
         if _needs_a_server(item):
             item.add_marker(pytest.mark.server)
         module = getattr(item, "module", None)
         if module is not None and module.__name__.startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: item.get_closest_marker("server") is None)
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in ("server", "slow")))
 
 
 @pytest.fixture(autouse=True)
