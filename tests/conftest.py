@@ -93,12 +93,16 @@ def make_runner(name: str, argv0: list[str]) -> Runner:
 
 
 #: What only a fresh process sees the same way: variables read at start-up
-#: (the interpreter's, plugin discovery), remote locations (their libraries
-#: cache connections and listings per process), commands that run until
-#: signalled (serve, queue-process --watch), and calls given a timeout
-#: (they guard against a hang).
+#: (the interpreter's, plugin discovery), remote locations other than S3
+#: (paramiko's connections, rclone's processes, fsspec chains and
+#: ``memory://`` live per process), commands that run until signalled
+#: (serve, queue-process --watch), and calls given a timeout (they guard
+#: against a hang).  ``s3://`` runs in this process: the only state s3fs
+#: keeps between calls is its instance cache (a client and a listing cache
+#: per set of options), which :func:`_fresh_process_state` empties.
 _IMPORT_TIME_ENV = ("PYTHON", "FSPL_PLUGINS")
 _LONG_RUNNING = frozenset({"serve", "--watch"})
+_IN_PROCESS_URLS = ("file://", "s3://")
 
 
 def _needs_a_process(args: Sequence[str | bytes], env: dict[str, str], timeout: float) -> bool:
@@ -108,7 +112,7 @@ def _needs_a_process(args: Sequence[str | bytes], env: dict[str, str], timeout: 
         text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
         if text in _LONG_RUNNING or text.startswith("rclone:") or "::" in text:
             return True
-        if "://" in text and not text.startswith("file://"):
+        if "://" in text and not text.startswith(_IN_PROCESS_URLS):
             return True
     return False
 
@@ -140,7 +144,8 @@ def _feed(fd: int, data: bytes) -> threading.Thread:
 def _fresh_process_state() -> None:
     """Undo what a previous in-process call (or the environment changed since)
     left in the engine's per-process state: the time zone and the local-time
-    cache, the environment copy given to jobs, the log level."""
+    cache, the environment copy given to jobs, the log level, fsspec's
+    instance caches."""
     from spooler import execute, log
     from spooler.jobenv import _rfc3339_local
 
@@ -149,6 +154,10 @@ def _fresh_process_state() -> None:
     execute._base_env = None
     log.set_level(log.INFO)
     log.set_context(None)
+    fsspec = sys.modules.get("fsspec")
+    if fsspec is not None:  # a later call must list the bucket afresh, as a new process
+        for implementation in list(fsspec.registry.values()):
+            implementation.clear_instance_cache()
 
 
 def run_in_process(
@@ -308,13 +317,20 @@ SLOW_MODULES = "test_reliability_"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``server`` tests, so that ``-m "not server"`` is the core suite,
-    and ``slow`` ones, which CI runs on the default interpreter only."""
+    and ``slow`` ones, which CI runs on the default interpreter only.
+
+    Then order the server and slow tests first (a stable sort: each module
+    keeps its order): they hold the long tests, and pytest-xdist hands tests
+    out in collection order, so the long ones start early and the many short
+    core tests at the end even out the workers instead of one of them
+    finishing a 15-second test alone."""
     for item in items:
         if _needs_a_server(item):
             item.add_marker(pytest.mark.server)
         module = getattr(item, "module", None)
         if module is not None and module.__name__.startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in ("server", "slow")))
 
 
 @pytest.fixture(autouse=True)

@@ -42,12 +42,35 @@ class TestRcloneLocal(TransportSuite):
 
 
 class RcloneBackendTests(DeliveryTests, ReadingTests, SequenceTests):
-    """What depends on the remote's backend (how rclone stores, renames, reads
-    and locks there), for the remotes other than local.  Processing and the
-    CLI go through the same transport methods, and names, locations, header
-    parsing and the lease's staleness rules are the engine's on any store:
-    those run once, on the local remote (a test set to None is not collected)."""
+    """What depends on the remote's backend, for the remotes other than local.
 
+    The rclone transport is one code path whatever the backend: each
+    operation is an rclone command (``lsjson``, ``rcat``, ``cat``,
+    ``moveto``, ``deletefile``) and only what the backend does with it
+    differs.  So the full kit runs once, on the local remote
+    (:class:`TestRcloneLocal`), and SFTP and S3 run only the tests whose
+    outcome rests on the backend:
+
+    - listing an empty queue (S3 has no directories): ``init_then_empty``;
+    - rename semantics, no-clobber and visibility (S3's ``moveto`` is a copy
+      and a delete): ``deliver_never_replaces_an_existing_name``,
+      ``nothing_visible_until_complete``, ``failed_delivery_leaves_no_job``;
+    - ranged and streamed reads, and how a missing object is reported
+      (each backend words it its own way): ``read_prefixes``,
+      ``payload_streams_after_header``, ``delete``;
+    - the lock files on the backend: create-only contention, modification
+      times (the storage clock), overwriting ``nextseq`` and fencing:
+      ``lock_contention_and_release``, ``lock_age_comes_from_the_storage_clock``,
+      ``sequence_starts_at_one_and_persists``, ``sequence_writes_are_fenced``.
+
+    Not repeated (a test set to None is not collected): the engine's rules,
+    the same on any store (names, locations, header parsing, the lease's
+    staleness rules, diagnostics); and what is the same rclone command on
+    every backend once the above hold (a second ``init``, the append-only
+    marker, a plain round trip, ``.out`` files, the lock through
+    ``lock_sequence`` and its document in ``lock_store``)."""
+
+    # The engine's own rules.
     test_capabilities_are_known = None
     test_names_are_unique = None
     test_job_location = None
@@ -56,6 +79,14 @@ class RcloneBackendTests(DeliveryTests, ReadingTests, SequenceTests):
     test_stale_lock_is_broken_by_observation_whatever_the_wall_clock = None
     test_live_lock_is_never_broken = None
     test_dead_holder_on_this_host_is_broken_at_once = None
+    test_diagnostics_do_not_touch_a_held_lock = None
+    # The same rclone commands as the tests kept above.
+    test_init_twice_fails = None
+    test_append_only_queue = None
+    test_deliver_round_trip = None
+    test_output_file = None
+    test_lock_is_exclusive = None
+    test_lease_claim_locks_through_lock_store = None
 
 
 class TestRcloneSFTP(RcloneBackendTests):

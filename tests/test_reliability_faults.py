@@ -139,7 +139,7 @@ def test_concurrent_writers_while_processing(tmp_path: Path) -> None:
     def process_loop() -> None:
         while not stop.is_set():
             subprocess.run(drain, capture_output=True)
-        stop.wait(0.05)  # leave the cores to the writers between drains
+            stop.wait(0.05)  # leave the cores to the writers between drains
 
     processor = threading.Thread(target=process_loop)
     processor.start()

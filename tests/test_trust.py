@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import Runner, jobs_in
 from fixtures_sftp import SFTPQueue, SSHServer, upload_in_progress
-from helpers import one_error_line, require
+from helpers import one_error_line, poll_until, require
 
 from spooler.api import open_queue
 from spooler.testing import build_packet
@@ -334,13 +334,18 @@ def test_skewed_processor_never_breaks_a_live_lock(
     require(shutil.which("faketime") is not None, "faketime", "apt-get install faketime")
     s3 = f"s3://{bucket}/q"
     ours("queue-init", "-q", s3)
-    for url, ttl in ((s3, {"lease_ttl": "2"}), (sftp_queue.url, {"lock_ttl": "2"})):
+    ttl = 2.0
+    for url, option in ((s3, "lease_ttl"), (sftp_queue.url, "lock_ttl")):
         ours("queue-write", "-q", url, input=build_packet(1), env=ssh_env)
         release = threading.Event()
-        holder = _held_in_thread(url, ttl, release)
+        holder = _held_in_thread(url, {option: str(ttl)}, release)
         try:
-            for _ in range(3):  # over more than a TTL of the holder
-                time.sleep(1.0)
+            # Back to back over more than a TTL of the holder (each run is
+            # a fresh process: what it must not do is break a live lock on
+            # sight, or after watching it for a TTL measured on a skewed clock).
+            started, runs = time.monotonic(), 0
+            while runs < 2 or time.monotonic() - started < 1.5 * ttl:
+                runs += 1
                 skewed = subprocess.run(
                     ["faketime", "-f", skew, *FSPL, "queue-process", "-q", url, "true"],
                     capture_output=True,
@@ -371,19 +376,23 @@ def test_remote_processors_killed_at_random_points_lose_nothing(
     for seq in range(1, 6):
         ours("queue-write", "-q", url, input=build_packet(seq, b"%d\n" % seq), env=ssh_env)
     log = tmp_path / "log"
+    log.touch()
     command = [*FSPL, "queue-process", "-q", url, "sh", "--", "-c", f"cat >> {log}; sleep 0.1"]
     rng = random.Random(7)
     env = {**os.environ, **ssh_env}
     kills = 0
-    for _ in range(12):
+    for _ in range(3):  # three processors killed while at work; a fourth finishes
+        ran = log.stat().st_size
         proc = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.1, 1.2))
+        # Killed at a random point once it is at work (it has run a job while
+        # holding the lock): in the next job, its deletion or the sequence
+        # write, not while the interpreter is still starting.
+        poll_until(lambda p=proc, r=ran: p.poll() is not None or log.stat().st_size > r, 60)
+        time.sleep(rng.uniform(0.0, 0.4))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # processor and command die together
             kills += 1
         proc.wait()
-        if ours("queue-get-next", "-q", url, env=ssh_env).out == "6\n":
-            break
     assert kills > 0, "the harness must actually kill processors"
     final = ours("queue-process", "-q", url, "sh", "--", "-c", f"cat >> {log}", env=ssh_env)
     assert final.returncode == 0, final.err
