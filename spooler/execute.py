@@ -29,7 +29,8 @@ import select
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
+from itertools import chain
 from typing import Any, NamedTuple
 
 from . import log
@@ -77,20 +78,23 @@ def _environment(pairs: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     global _base_env
     if _base_env is None:
         _base_env = dict(os.environb)
-    env = dict(_base_env)
+    # One join finds a NUL in any name or value (os.environb holds none).
+    _refuse_nul(b"".join(chain.from_iterable(pairs)))
+    env = _base_env.copy()
     for name, value in pairs:
-        _refuse_nul(name, value)
-        # A saved name may hold "=" (the reference passes it through, and the
-        # command sees ``FSPL_SET_A=B=C``); the OS interface refuses such
-        # keys, so split at the first "=": the environment string is the same.
-        name, eq, rest = name.partition(b"=")
-        env[name] = rest + eq + value if eq else value
+        if b"=" in name:
+            # A saved name may hold "=" (the reference passes it through, and
+            # the command sees ``FSPL_SET_A=B=C``); the OS interface refuses
+            # such keys, so split at the first "=": the string is the same.
+            name, _, rest = name.partition(b"=")
+            value = rest + b"=" + value
+        env[name] = value
     return env
 
 
-def _refuse_nul(*items: bytes) -> None:
+def _refuse_nul(data: bytes) -> None:
     """No C string holds a NUL: refuse as the reference does (the job stays)."""
-    if any(b"\0" in item for item in items):
+    if b"\0" in data:
         raise SpoolError("nul byte found in provided data")
 
 
@@ -102,23 +106,23 @@ def run_command(
     timeout: float | None,
 ) -> Outcome:
     """Run ``argv`` to completion; ``output`` receives stdout and stderr."""
-    _refuse_nul(*argv)
+    _refuse_nul(b"".join(argv))
     env = _environment(env_pairs)
     _log.debug("Preparing to run %r with params %r", argv[0], argv[1:])
     hook = group_hook
-    own_group = timeout is not None or hook is not None
-
-    def start(mask: Iterable[int] | None) -> int:
-        return _spawn(argv, env, stdin, output, own_group, mask)
-
-    if hook is not None:
-        guard = _hooked(start, hook)
-    elif own_group:
-        guard = _forwarding(start)
+    if hook is None and timeout is None:
+        # The common case, once per job: fspl's own group, nothing to forward.
+        pid = _spawn(argv, env, stdin, output, False, None)
+        _log.debug("Waiting indefinitely for command to exit")
+        status: int | None = _reap(pid)
     else:
-        guard = _hooked(start, _unguarded)
-    with guard as pid:
-        status = _wait(pid, timeout)
+
+        def start(mask: Iterable[int] | None) -> int:
+            return _spawn(argv, env, stdin, output, True, mask)
+
+        guard = _hooked(start, hook) if hook is not None else _forwarding(start)
+        with guard as pid:
+            status = _wait(pid, timeout)
     if status is None:
         return Outcome(False, f"Command timed out after {timeout:g} seconds and was killed")
     if status == 0:
@@ -146,7 +150,7 @@ def _spawn(
         options["setpgroup"] = 0
     if mask is not None:
         options["setsigmask"] = mask
-    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in _redirections(stdin, output)]
+    actions = _redirections(stdin, output)
     try:
         pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, **options)
     except OSError as exc:
@@ -157,11 +161,13 @@ def _spawn(
     return pid
 
 
-def _redirections(stdin: int | None, output: int | None) -> list[tuple[int, int]]:
-    pairs = [] if stdin is None else [(stdin, 0)]
+def _redirections(stdin: int | None, output: int | None) -> list[tuple[int, int, int]]:
+    """posix_spawn's file actions: ``stdin`` on 0, ``output`` on 1 and 2."""
+    dup2 = os.POSIX_SPAWN_DUP2
+    actions = [] if stdin is None else [(dup2, stdin, 0)]
     if output is not None:
-        pairs += [(output, 1), (output, 2)]
-    return pairs
+        actions += [(dup2, output, 1), (dup2, output, 2)]
+    return actions
 
 
 def _wait(pid: int, timeout: float | None) -> int | None:
@@ -220,10 +226,6 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
-
-
-def _unguarded(_pgid: int) -> AbstractContextManager[None]:
-    return nullcontext()
 
 
 @contextmanager

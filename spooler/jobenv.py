@@ -44,8 +44,14 @@ def _stamp(tm: time.struct_time, leap: int) -> str:
 
 
 def rfc3339_utc(secs: int, nanos: int = 0) -> str:
+    return _rfc3339_utc(secs, _leap(nanos))
+
+
+@lru_cache(maxsize=4096)
+def _rfc3339_utc(secs: int, leap: int) -> str:
+    """Cached as :func:`_rfc3339_local`: every job run formats both."""
     try:
-        return _stamp(time.gmtime(secs), _leap(nanos)) + "Z"
+        return _stamp(time.gmtime(secs), leap) + "Z"
     except (OverflowError, OSError, ValueError):
         return str(secs)
 

@@ -4,8 +4,9 @@ The stdlib ``logging`` package costs several milliseconds to import and we
 start a process per job on many systems, so the five levels the reference
 exposes (trace, debug, info, warn, error) are implemented here directly.  The
 line format follows the reference (level right-aligned to five characters).
-Messages are built lazily: pass a callable or %-style arguments so that a
-disabled level costs one integer comparison.
+Messages are built lazily: pass %-style arguments so that a disabled level
+costs one call and one integer comparison (the processing loop logs several
+debug lines per job).
 """
 
 from __future__ import annotations
@@ -72,16 +73,21 @@ class Logger:
             pass  # a closed stderr must never turn a log line into a failure
 
     def trace(self, msg: str, *args: object) -> None:
-        self.log(TRACE, msg, *args)
+        if _level >= TRACE:
+            self.log(TRACE, msg, *args)
 
     def debug(self, msg: str, *args: object) -> None:
-        self.log(DEBUG, msg, *args)
+        if _level >= DEBUG:
+            self.log(DEBUG, msg, *args)
 
     def info(self, msg: str, *args: object) -> None:
-        self.log(INFO, msg, *args)
+        if _level >= INFO:
+            self.log(INFO, msg, *args)
 
     def warn(self, msg: str, *args: object) -> None:
-        self.log(WARN, msg, *args)
+        if _level >= WARN:
+            self.log(WARN, msg, *args)
 
     def error(self, msg: str, *args: object) -> None:
-        self.log(ERROR, msg, *args)
+        if _level >= ERROR:
+            self.log(ERROR, msg, *args)

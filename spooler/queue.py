@@ -136,14 +136,14 @@ class QueueStatus(NamedTuple):
         return out
 
 
-def _still_held(state: SequenceState) -> None:
-    """Before each job: a lock that may have been lost must not start one.
+def _held_check(state: SequenceState) -> Callable[[], object]:
+    """What to call before each job: a lock that may have been lost must not
+    start one.
 
     Lease-based sequences (spooler.lease) refuse once their lock was taken
     over or could not be renewed in time; flock-based ones need no check."""
-    check = getattr(state, "check", None)
-    if check is not None:
-        check()
+    check: Callable[[], object] | None = getattr(state, "check", None)
+    return _always if check is None else check
 
 
 def _always() -> bool:
@@ -227,6 +227,19 @@ class Queue:
         except BaseException:
             source.close()
             raise
+        return source
+
+    def _open_scanned(self, job: Job) -> JobSource:
+        """:meth:`open` for a job found by a scan: a name the scan already
+        parsed is compared with the header without being parsed again."""
+        named = job.meta
+        if type(named) is not NamedMeta:
+            return self.open(job.name)
+        source = JobSource(self.transport.open_job(job.name), self.decoder)
+        meta = source.header.meta
+        if named != (meta.seq, meta.ctime_secs, meta.ctime_nanos):
+            source.close()
+            check_header(job.name, meta.seq, meta.ctime_secs, meta.ctime_nanos)
         return source
 
     # -- scanning ---------------------------------------------------------
@@ -355,15 +368,17 @@ class Queue:
     ) -> int:
         next_seq = state.read()
         by_seq = _by_seq(self.scan(self._names()))
+        still_held = _held_check(state)
+        maxjobs = -1 if config.maxjobs is None else config.maxjobs
         done = 0
-        while config.maxjobs is None or done < config.maxjobs:
+        while done != maxjobs:
             job = by_seq.get(next_seq)
             if job is None:
                 _log.debug("No job with seq %d; stopping", next_seq)
                 break
             if not go():
                 break
-            _still_held(state)
+            still_held()
             ok = self._run_one(job, config, runner)
             next_seq = (next_seq + 1) % 2**64  # u64, wrapping as the reference
             state.write(next_seq)
@@ -383,11 +398,12 @@ class Queue:
         runner: Runner,
         go: Callable[[], bool],
     ) -> int:
+        still_held = _held_check(state)
         done = 0
         for job in jobs:
             if (config.maxjobs is not None and done >= config.maxjobs) or not go():
                 break
-            _still_held(state)
+            still_held()
             ok = self._run_one(job, config, runner)
             self._dispose(job, ok, config)
             done += 1
@@ -397,7 +413,7 @@ class Queue:
         """Run a job; raise CommandFailed under Retry, else return success."""
         _log.debug('Preparing to execute job %d from "%s"', job.meta.seq, job.name)
         try:
-            source = self.open(job.name)
+            source = self._open_scanned(job)
         except FileNotFoundError:
             raise SpoolError(f'Job file "{job.name}" disappeared before it could run') from None
         with source:

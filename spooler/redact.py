@@ -14,7 +14,8 @@ _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@
 
 def redact(text: str) -> str:
     """``text`` with the password of every URL's userinfo replaced by ``***``."""
-    return _USERINFO.sub(r"\g<head>:***@", text)
+    # Most texts (local paths, per job in the environment) hold no URL at all.
+    return _USERINFO.sub(r"\g<head>:***@", text) if "://" in text else text
 
 
 def has_password(url: str) -> bool:

@@ -946,3 +946,25 @@ def test_commands_inherit_signals_and_group_as_from_the_reference(
     assert b"same process group" in reports[1]
     assert b"SigBlk:" in reports[1]
     assert reports[0] == reports[1]
+
+
+@pytest.mark.parametrize("maxjobs", ["0", "2"])
+@pytest.mark.parametrize("order", ["Sequence", "Timestamp"])
+def test_maxjobs_runs_that_many_in_order(
+    impl: Runner, tmp_path: Path, order: str, maxjobs: str
+) -> None:
+    """``-n`` stops after exactly that many jobs, each run before the next
+    starts, the sequence advanced (sequence order only) and each job removed."""
+    queue = make_queue(tmp_path / "q")
+    for seq in (1, 2, 3):
+        # ctime descending against seq: the two orders pick different jobs.
+        put_job(queue, craft(seq, ctime=(1_700_000_000 - seq, 0)))
+    log = tmp_path / "log"
+    script = f'echo "$FSPL_SEQ" >> {log}'
+    args = ("queue-process", "-q", queue, "--order-by", order, "-n", maxjobs, "sh", "--", "-c")
+    ok(impl(*args, script))
+    ran = log.read_text().split() if log.exists() else []
+    expected = ["1", "2"] if order == "Sequence" else ["3", "2"]
+    assert ran == expected[: int(maxjobs)]
+    assert len(jobs_in(queue)) == 3 - int(maxjobs)
+    assert nextseq(queue) == (f"{1 + int(maxjobs)}\n" if order == "Sequence" else "1\n")

@@ -74,8 +74,9 @@ class LocalTransport(StagedTransport):
             ) from None
 
     def open_job(self, name: str) -> BinaryIO:
-        _log.trace('Opening queue file at "%s"', self._job_path(name))
-        fd = _open_regular(self._job_path(name))
+        path = self._job_path(name)
+        _log.trace('Opening queue file at "%s"', path)
+        fd = _open_regular(path)
         os.set_blocking(fd, True)  # a decoder reading the descriptor expects blocking reads
         return open(fd, "rb", buffering=0)
 
@@ -158,8 +159,9 @@ class LocalTransport(StagedTransport):
                 continue
 
     def delete(self, name: str) -> None:
-        _log.debug('Deleting "%s"', self._job_path(name))
-        os.unlink(self._job_path(name))
+        path = self._job_path(name)
+        _log.debug('Deleting "%s"', path)
+        os.unlink(path)
 
     def open_output(self, name: str) -> AbstractContextManager[BinaryIO]:
         return open(self._job_path(name), "wb")
