@@ -81,6 +81,8 @@ def named_row(name: str) -> tuple[int, int, int, str] | None:
     if it was canonical: no sign on positives, no leading zeros, ASCII
     digits); the check value is computed last, for names that passed the rest.
     """
+    if name[-_TAIL : 1 - _TAIL] != "_":  # the reference's UUIDs, cheaply
+        return None
     fields = name.split("_")
     if len(fields) != 5:
         return None
