@@ -22,7 +22,6 @@ truth: :func:`check_header` compares the two before a job runs or is shown.
 from __future__ import annotations
 
 import os
-import re
 import zlib
 from typing import BinaryIO, NamedTuple
 
@@ -63,26 +62,51 @@ def job_name(seq: int, secs: int, nanos: int) -> str:
     return f"{JOB_PREFIX}{body}_{_check(body)}{JOB_SUFFIX}"
 
 
-#: The canonical spelling only: no signs on positives, no leading zeros.
-_NAME = re.compile(
-    r"fspl-((0|[1-9][0-9]{0,19})_(0|-?[1-9][0-9]{0,18})_(0|[1-9][0-9]{0,9})_[0-9a-f]{16})"
-    r"_([0-9a-f]{8})\.fspl"
-)
+_HEX_ = "0123456789abcdef_"
+#: Length of ``_CHECK.fspl``, the end of every name of ours.
+_TAIL = 1 + 8 + len(JOB_SUFFIX)
+_PREFIX_LEN = len(JOB_PREFIX)
+#: Length of ``RANDOM_CHECK.fspl``.
+_HEX_TAIL = _RANDOM_LEN + _TAIL
+
+
+def named_row(name: str) -> tuple[int, int, int, str] | None:
+    """``(seq, secs, nanos, name)`` for a name made by :func:`job_name`, else None.
+
+    Scans call this for every name, so it does as few operations as it can
+    (in CPython each call costs more than the bytes it looks at; a regular
+    expression with groups measured twice the instructions): one slice
+    refuses other names (the reference's UUIDs), a split gives the five
+    fields, and the numbers, once converted, are spelled again with the
+    prefix: equal to the name's start only if the numbers were canonical
+    (no sign on positives, no leading zeros, ASCII digits) and fixing where
+    ``RANDOM`` and ``CHECK`` are, which must then be lowercase hex.  The
+    check value is computed last, for names that passed the rest.
+    """
+    if name[-_TAIL : 1 - _TAIL] != "_":
+        return None
+    try:
+        head, secs_text, nanos_text, _, _ = name.split("_")
+        seq, secs, nanos = int(head[_PREFIX_LEN:]), int(secs_text), int(nanos_text)
+    except ValueError:  # not five fields, or not numbers
+        return None
+    if (
+        f"{JOB_PREFIX}{seq}_{secs}_{nanos}_" != name[:-_HEX_TAIL]
+        or name[-_HEX_TAIL : -len(JOB_SUFFIX)].strip(_HEX_)
+        or not name.endswith(JOB_SUFFIX)
+        or not (0 <= seq < _U64 and -_I64 <= secs < _I64 and 0 <= nanos < _U32)
+        or zlib.crc32(name[_PREFIX_LEN:-_TAIL].encode("ascii"))
+        != int(name[1 - _TAIL : -len(JOB_SUFFIX)], 16)
+    ):
+        return None
+    return seq, secs, nanos, name
 
 
 def parse_name(name: str) -> NamedMeta | None:
     """The header fields in a name made by :func:`job_name`; None for any
     other name (those jobs are read from their header)."""
-    match = _NAME.fullmatch(name)
-    if match is None:
-        return None
-    body, seq_text, secs_text, nanos_text, check = match.groups()
-    if _check(body) != check:
-        return None
-    seq, secs, nanos = int(seq_text), int(secs_text), int(nanos_text)
-    if not (seq < _U64 and -_I64 <= secs < _I64 and nanos < _U32):
-        return None
-    return NamedMeta(seq, secs, nanos)
+    row = named_row(name)
+    return None if row is None else NamedMeta(row[0], row[1], row[2])
 
 
 class NameMismatch(SpoolError):

@@ -22,14 +22,15 @@ import enum
 import gc
 import io
 from collections.abc import Callable, Iterable
-from typing import BinaryIO, NamedTuple
+from operator import itemgetter
+from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 
 from . import log
 from .delivery import StagedTransport
 from .errors import CommandFailed, HeaderError, JobNotFound, SpoolError
 from .jobenv import JobRef
 from .jobsource import JobSource
-from .naming import NamedMeta, check_header, named_source, parse_name
+from .naming import NamedMeta, check_header, named_row, named_source, parse_name
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
 from .redact import redact
 from .transport import SequenceState, Transport, is_job_name
@@ -150,17 +151,65 @@ def _always() -> bool:
     return True
 
 
+def _duplicate(name: str, seq: int, other: str) -> SpoolError:
+    """The reference's error for a seq seen twice."""
+    return SpoolError(
+        f'Attempted to process "{name}" with seq {seq}, which was already seen in "{other}"'
+    )
+
+
 def _by_seq(jobs: list[Job]) -> dict[int, Job]:
     """Jobs by seq; a seq seen twice is the reference's error."""
     by_seq: dict[int, Job] = {}
     for scanned in jobs:
         other = by_seq.setdefault(scanned.meta.seq, scanned)
         if other is not scanned:
-            raise SpoolError(
-                f'Attempted to process "{scanned.name}" with seq {scanned.meta.seq}, '
-                f'which was already seen in "{other.name}"'
-            )
+            raise _duplicate(scanned.name, scanned.meta.seq, other.name)
     return by_seq
+
+
+#: A scan's row: seq, ctime seconds, ctime nanoseconds, file name.
+Row = tuple[int, int, int, str]
+_SEQ = itemgetter(0)
+_T = TypeVar("_T")
+
+
+def _without_gc(scan: Callable[[], _T]) -> _T:
+    """``scan()`` with the collector paused.
+
+    A scan builds small objects only, none of them cyclic: the collector
+    would walk the growing containers again and again (10-15 % of a 100k
+    scan)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return scan()
+    finally:
+        if paused:
+            gc.enable()
+
+
+class SeqIndex(Protocol):
+    """The jobs of a sequence pass by seq (a dict, or :class:`_NamedIndex`)."""
+
+    def get(self, seq: int, /) -> Job | None: ...
+
+
+class _NamedIndex:
+    """Jobs by seq when every job's name carries its header: only the names
+    are held (a 100k backlog needs no 100k job objects); a :class:`Job` is
+    built for the few that are looked up."""
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self._names = names
+
+    def get(self, seq: int, /) -> Job | None:
+        name = self._names.get(seq)
+        if name is None:
+            return None
+        row = named_row(name)
+        assert row is not None  # only such names are held
+        return Job(name, NamedMeta(row[0], row[1], row[2]))
 
 
 def format_ranges(values: Iterable[int]) -> str:
@@ -264,15 +313,7 @@ class Queue:
             names = self.job_names()
         if self.decoder is not None:
             return [job for job in map(self._scan_decoded, names) if job is not None]
-        # A scan builds small tuples only, none of them cyclic: the collector
-        # would walk the growing list again and again (10-15 % of a 100k scan).
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._scan_plain(names)
-        finally:
-            if paused:
-                gc.enable()
+        return _without_gc(lambda: self._scan_plain(names))
 
     def _scan_plain(self, names: list[str]) -> list[Job]:
         named: list[Job] = []
@@ -290,6 +331,54 @@ class Queue:
             return read
         found = {job.name: job for job in (*named, *read)}
         return [found[name] for name in names if name in found]
+
+    def rows(self) -> list[Row]:
+        """``(seq, secs, nanos, name)`` of every job whose header parses,
+        sorted by seq (listing order among equal ones): ``queue-ls``.
+
+        As :meth:`listing`, without a :class:`Job` or metadata object per
+        job: tuples, sorted by a C key function."""
+        if self.decoder is not None:
+            return [(job.meta.seq, *job.meta.ctime_key, job.name) for job in self.listing()]
+        names = self.transport.list_names()
+        rows = _without_gc(lambda: self._rows(names))
+        rows.sort(key=_SEQ)
+        return rows
+
+    def _rows(self, names: list[str]) -> list[Row]:
+        rows: list[Row] = []
+        append = rows.append
+        unnamed: list[str] = []
+        for name in names:
+            row = named_row(name)
+            if row is not None:
+                append(row)
+            elif is_job_name(name):
+                unnamed.append(name)
+        if not unnamed:
+            return rows
+        read = [
+            (job.meta.seq, *job.meta.ctime_key, job.name) for job in self._read_headers(unnamed)
+        ]
+        if not rows:
+            return read
+        found = {row[3]: row for row in (*rows, *read)}
+        return [found[name] for name in names if name in found]
+
+    def _sequence_index(self, names: list[str]) -> SeqIndex:
+        """The jobs of a sequence pass by seq; a seq seen twice is the
+        reference's error, naming the two files in listing order."""
+        if self.decoder is not None:
+            return _by_seq(self.scan(names))
+        by_name: dict[int, str] = {}
+        for name in names:
+            row = named_row(name)
+            if row is None:  # a job to read: the general scan, in listing order
+                return _by_seq(self.scan(names))
+            other = by_name.setdefault(row[0], name)
+            if other is not name:
+                raise _duplicate(name, row[0], other)
+        return _NamedIndex(by_name)
 
     def _read_headers(self, names: list[str]) -> list[Job]:
         jobs: list[Job] = []
@@ -367,7 +456,7 @@ class Queue:
         self, state: SequenceState, config: ProcessConfig, runner: Runner, go: Callable[[], bool]
     ) -> int:
         next_seq = state.read()
-        by_seq = _by_seq(self.scan(self._names()))
+        by_seq = _without_gc(lambda: self._sequence_index(self._names()))
         still_held = _held_check(state)
         maxjobs = -1 if config.maxjobs is None else config.maxjobs
         done = 0

@@ -5,6 +5,7 @@ reference working on queues we wrote (and the other way round)."""
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,45 @@ def test_the_example_runs(tmp_path: Path) -> None:
     ran = [line for line in proc.stdout.splitlines() if line.startswith("ran ")]
     assert [line.rsplit(": ", 1)[1] for line in ran] == ["payload 1", "payload 2", "payload 3"]
     assert all(parse_name(line.split()[1]) is not None for line in ran)
+
+
+def test_queue_ls_of_a_mixed_queue_lists_named_jobs_without_reading_them(
+    queue: Path, ours: Runner
+) -> None:
+    """Named jobs come from their names (emptied here, a read would skip
+    them), the others from their headers; sorted by seq, one line each."""
+    q = Queue(LocalTransport(str(queue)))
+    named = [q.write(_packet(seq, secs=1_651_970_311 + seq)) for seq in (3, 1)]
+    for name in named:
+        (queue / "jobs" / name).write_bytes(b"")
+    uuid = "fspl-5c465557-e644-4211-b641-afba2b59eca1.fspl"
+    (queue / "jobs" / uuid).write_bytes(_packet(2))
+    (queue / "jobs" / "fspl-broken.fspl").write_bytes(b"not a packet")
+    result = ours("queue-ls", "-q", queue)
+    assert result.returncode == 0, result.err
+    rows = [line.split() for line in result.out.splitlines()[1:]]
+    assert [(row[0], row[2]) for row in rows] == [("1", named[1]), ("2", uuid), ("3", named[0])]
+    # Each second formatted once, still per job: seq 1 and 3 are two seconds apart.
+    assert rows[0][1] != rows[2][1]
+    assert [tuple(row[:3]) for row in rows] == [
+        (str(job.meta.seq), rows[i][1], job.name) for i, job in enumerate(q.listing())
+    ]
+
+
+def test_duplicate_seqs_among_named_jobs_stop_processing(queue: Path, ours: Runner) -> None:
+    q = Queue(LocalTransport(str(queue)))
+    q.write(_packet(1))
+    q.write(_packet(1, secs=5))
+    result = ours("queue-process", "-q", queue, "true")
+    assert "with seq 1, which was already seen in" in one_error_line(result)
+    assert len(os.listdir(queue / "jobs")) == 2  # nothing ran
+
+
+def test_a_forged_name_with_a_valid_check_is_read_from_its_header(queue: Path) -> None:
+    """A leading zero, with the check value recomputed: not one of our
+    names, so the scan reads the job (the header says seq 4)."""
+    body = "05_1_2_0123456789abcdef"
+    forged = f"fspl-{body}_{zlib.crc32(body.encode()):08x}.fspl"
+    (queue / "jobs" / forged).write_bytes(_packet(4))
+    (job,) = Queue(LocalTransport(str(queue))).rows()
+    assert job == (4, 1_651_970_311, 425_412_511, forged)

@@ -27,15 +27,23 @@ def emit(data: bytes | str) -> None:
 
 
 def queue_ls(queue: Queue) -> None:
-    """``queue-ls``: the table of jobs, sorted by ID."""
+    """``queue-ls``: the table of jobs, sorted by ID.
+
+    Jobs sent in a burst share their second, so each distinct second is
+    formatted once; the table is written in one go."""
     from ..jobenv import rfc3339_local
 
-    rows = [f"{'ID':<20} {'creation timestamp':<27} filename\n"]
-    rows += [
-        f"{meta.seq:<20} {rfc3339_local(meta.ctime_secs, meta.ctime_nanos):<27} {name}\n"
-        for name, meta in queue.listing()
-    ]
-    emit("".join(rows))
+    stamps: dict[int, str] = {}
+    lines = [f"{'ID':<20} {'creation timestamp':<27} filename\n"]
+    append = lines.append
+    for seq, secs, nanos, name in queue.rows():
+        stamp = stamps.get(secs) if nanos < 1_000_000_000 else None
+        if stamp is None:
+            stamp = f"{rfc3339_local(secs, nanos):<27} "
+            if nanos < 1_000_000_000:  # larger ones are the leap-second form
+                stamps[secs] = stamp
+        append(f"{seq:<20} {stamp}{name}\n")
+    emit("".join(lines))
 
 
 def queue_write(queue: Queue) -> None:
