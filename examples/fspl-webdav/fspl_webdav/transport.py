@@ -8,9 +8,13 @@ WebDAV has what the delivery rules need:
   conditional writes :mod:`spooler.lease` needs for the processing lock;
 * an exclusive ``LOCK`` makes those checks atomic: servers (wsgidav among
   them) evaluate ``Overwrite`` and ``If-*`` and then act, so two requests can
-  both pass the check.  Each check-then-act runs holding a WebDAV lock on a
-  claim resource (``.claim-NAME`` beside ``jobs/``), which the server's lock
-  manager grants to one client at a time;
+  both pass the check.  Each check-then-act runs holding a WebDAV lock on the
+  queue's claim resource (``.claim`` beside ``jobs/``), which the server's
+  lock manager grants to one client at a time.  The resource is created on
+  first use and never deleted: with a claim per name, deleted after use, a
+  holder's DELETE could remove the resource while another client's LOCK was
+  between granting and answering, and wsgidav then answered 500 and kept an
+  orphan lock until it expired;
 * ``GET`` with ``Range`` reads just a header.
 """
 
@@ -40,6 +44,7 @@ from spooler.seqfile import parse_seq
 from spooler.streams import spooled_upload
 
 LOCK_NAME = "nextseq.dav-lock"
+CLAIM_NAME = ".claim"
 LOCK_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
     b"<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
@@ -146,31 +151,27 @@ class WebDAVTransport(StagedTransport):
             raise SpoolError(f"{self.location}: {what}: HTTP {response.status} {response.reason}")
 
     @contextmanager
-    def claim(self, name: str) -> Iterator[None]:
-        """Hold an exclusive WebDAV lock on ``.claim-NAME`` for one
-        check-then-act on NAME.  A claim held elsewhere (423) is waited for:
-        its holder is one request away from done, or dead and expiring."""
-        relative = f".claim-{name}"
+    def claim(self) -> Iterator[None]:
+        """Hold the exclusive WebDAV lock on ``.claim`` for one check-then-act.
+        A claim held elsewhere (423) is waited for: its holder is one request
+        away from done, or dead and expiring."""
         deadline = time.monotonic() + CLAIM_SECONDS + self.timeout
         while True:
             reply = self.request(
                 "LOCK",
-                relative,
+                CLAIM_NAME,
                 body=LOCK_BODY,
                 headers={"Depth": "0", "Timeout": f"Second-{CLAIM_SECONDS}"},
             )
             if reply.status != 423 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        self.expect(reply, f"LOCK {relative}", 200, 201)
+        self.expect(reply, f"LOCK {CLAIM_NAME}", 200, 201)
         token = re.sub(r"^<|>$", "", reply.getheader("Lock-Token") or "")
         try:
             yield
         finally:
-            # Deleting the locked claim drops its lock with it, in one request.
-            gone = self.request("DELETE", relative, headers={"If": f"(<{token}>)"})
-            if gone.status not in (200, 204, 404):
-                self.request("UNLOCK", relative, headers={"Lock-Token": f"<{token}>"})
+            self.request("UNLOCK", CLAIM_NAME, headers={"Lock-Token": f"<{token}>"})
 
     # -- jobs -------------------------------------------------------------------
     def list_names(self) -> list[str]:
@@ -219,9 +220,9 @@ class WebDAVTransport(StagedTransport):
         self.expect(self.request("PUT", f"jobs/{temp}", body=source), f"PUT {temp}", 200, 201, 204)
 
     def publish(self, temp: str, final: str) -> None:
-        """``MOVE`` with ``Overwrite: F`` under the name's claim: the server
+        """``MOVE`` with ``Overwrite: F`` under the queue's claim: the server
         refuses to replace (412)."""
-        with self.claim(final):
+        with self.claim():
             moved = self.request(
                 "MOVE",
                 f"jobs/{temp}",
@@ -303,7 +304,7 @@ class DAVLockStore(LeaseStore):
         self.t = t
 
     def create(self, body: bytes) -> str:
-        with self.t.claim(LOCK_NAME):
+        with self.t.claim():
             reply = self.t.request("PUT", LOCK_NAME, body=body, headers={"If-None-Match": "*"})
         if reply.status == 412:
             raise FileExistsError(LOCK_NAME)
@@ -319,7 +320,7 @@ class DAVLockStore(LeaseStore):
         return LockCopy(body, response.getheader("ETag") or "", _server_age(response))
 
     def _conditional(self, method: str, version: str, body: bytes | None = None) -> str:
-        with self.t.claim(LOCK_NAME):
+        with self.t.claim():
             reply = self.t.request(method, LOCK_NAME, body=body, headers={"If-Match": version})
         if reply.status == 412:
             raise Conflict(LOCK_NAME)
