@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
-from .. import __version__
+from .. import TYPE_CHECKING, __version__
+
+if TYPE_CHECKING:  # collections.abc costs gen-uuid 2 ms: it imports collections
+    from collections.abc import Sequence
 
 
 def _fast_path(args: Sequence[str]) -> int | None:
