@@ -16,7 +16,7 @@ from spooler.errors import SpoolError, describe_os_error, no_queue
 from spooler.layout import JOBS_DIR, SEQ_LOCK_NAME, SEQ_NAME
 from spooler.seqfile import SeqFile, fsync_dir
 from spooler.streams import copy_stream_to_fd
-from spooler.transport import Capability, SequencePeek
+from spooler.transport import Capability, HeaderCache, SequencePeek
 
 _log = log.Logger("spooler.local")
 _THREAD_THRESHOLD = 512
@@ -37,6 +37,12 @@ class LocalTransport(StagedTransport):
 
     def local_directory(self) -> str:
         return self.root
+
+    def header_cache(self) -> HeaderCache | None:
+        # Imported here: only scans of jobs named otherwise than ours need it.
+        from .headercache import open_cache
+
+        return open_cache(self.jobs_dir)
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> LocalTransport:
