@@ -84,6 +84,23 @@ def test_a_warm_scan_reads_no_job_file(tmp_path: Path) -> None:
     assert {type(job.meta) for job in jobs} == {CachedMeta}
 
 
+def test_new_jobs_are_added_and_gone_ones_dropped(tmp_path: Path) -> None:
+    queue, names = uuid_queue(tmp_path / "q")
+    transport = CountingTransport(str(queue))
+    Queue(transport).rows()
+    for name in names[:5]:
+        (queue / "jobs" / name).unlink()
+    added = [put_job(queue, craft(seq), name=str(uuid.uuid4())) for seq in range(100, 140)]
+    transport.read.clear()
+    rows = Queue(transport).rows()
+    assert sorted(transport.read) == sorted(added)  # the cached ones were not read
+    assert [row[0] for row in rows] == [*range(6, COUNT + 1), *range(100, 140)]
+    transport.read.clear()
+    assert Queue(transport).rows() == rows and transport.read == []
+    doc = msgpack.unpackb(cache_file(queue).read_bytes())
+    assert sorted(doc[2]) == sorted([*names[5:], *added])
+
+
 def test_fewer_reads_than_the_threshold_write_no_cache(tmp_path: Path) -> None:
     queue, _ = uuid_queue(tmp_path / "q", WRITE_THRESHOLD - 1)
     Queue(LocalTransport(str(queue))).rows()

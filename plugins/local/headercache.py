@@ -78,14 +78,17 @@ class LocalHeaderCache(HeaderCache):
         #: The cache file (``.msgpack`` added); temporary files share its stem.
         self.path = path + ".msgpack"
         self._stem = path
-        self._inodes: dict[str, int] = {}  # what lookup saw, for remember
+        # What lookup saw, for remember: the inodes of the hits (as cached)
+        # and of the names it did not answer, and the hits.
+        self._inodes: dict[str, int] = {}
+        self._misses: dict[str, int] = {}
         self._hits: dict[str, Row] = {}
 
     def lookup(self, names: Collection[str]) -> dict[str, Row]:
         rows, cached_inodes = _load(self.path)
         wanted = names if isinstance(names, (set, frozenset, dict)) else set(names)
         hits: dict[str, Row] = {}
-        inodes: dict[str, int] = {}
+        misses: dict[str, int] = {}
         try:
             with os.scandir(self.jobs_dir) as entries:
                 for entry in entries:
@@ -94,17 +97,20 @@ class LocalHeaderCache(HeaderCache):
                         inode = entry.inode()
                         if cached_inodes.get(name) == inode:
                             hits[name] = rows[name]
-                        inodes[name] = inode
+                        else:
+                            misses[name] = inode
         except OSError:  # the directory went away since the listing: read what can be
             return {}
-        self._inodes, self._hits = inodes, hits
+        self._inodes, self._misses, self._hits = cached_inodes, misses, hits
         return hits
 
     def remember(self, fresh: list[Row]) -> None:
         if len(fresh) < WRITE_THRESHOLD:
             return
+        misses = self._misses
+        rows = [*self._hits.values(), *(row for row in fresh if row[3] in misses)]
         inodes = self._inodes
-        rows = [*self._hits.values(), *(row for row in fresh if row[3] in inodes)]
+        inodes.update(misses)
         seqs, secs, nanos, names = (list(column) for column in zip(*rows, strict=True))
         data = msgpack.packb(
             [_TAG, _VERSION, names, [inodes[name] for name in names], seqs, secs, nanos],
