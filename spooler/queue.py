@@ -182,6 +182,8 @@ def _by_seq(jobs: list[Job]) -> dict[int, Job]:
 
 
 _SEQ = itemgetter(0)
+#: ``Transport.read_prefixes`` or ``HeaderCache.read_prefixes``.
+_PrefixReader = Callable[[list[str], int], Iterable[tuple[str, "bytes | OSError"]]]
 _T = TypeVar("_T")
 
 
@@ -407,9 +409,10 @@ class Queue:
         others read (offered to the cache).  Without a cache, all are read."""
         cache = self.transport.header_cache()
         if cache is None:
-            return {}, self._read_headers(names)
+            return {}, self._read_headers(names, self.transport.read_prefixes)
         hits = cache.lookup(names)
-        read = self._read_headers([n for n in names if n not in hits] if hits else names)
+        todo = [n for n in names if n not in hits] if hits else names
+        read = self._read_headers(todo, cache.read_prefixes)
         cache.remember([(job.meta.seq, *job.meta.ctime_key, job.name) for job in read])
         return hits, read
 
@@ -428,10 +431,10 @@ class Queue:
                 raise _duplicate(name, row[0], other)
         return _NamedIndex(by_name)
 
-    def _read_headers(self, names: list[str]) -> list[Job]:
+    def _read_headers(self, names: list[str], read_prefixes: _PrefixReader) -> list[Job]:
         jobs: list[Job] = []
         append = jobs.append
-        for name, data in self.transport.read_prefixes(names, PREFIX_READ):
+        for name, data in read_prefixes(names, PREFIX_READ):
             if type(data) is bytes:  # the common case, kept tight for big queues
                 try:
                     append(Job(name, parse_header(data).meta))

@@ -93,8 +93,8 @@ class HeaderCache(ABC):
     reference's UUID names), remembered between scans so that a scan need
     not read those jobs again (docs/architecture.md, "The header cache").
 
-    One object serves one scan: :meth:`lookup`, the engine reads the jobs
-    it did not answer, then :meth:`remember` with what was read.  The cache
+    One object serves one scan: :meth:`lookup`, then :meth:`read_prefixes`
+    of the jobs it did not answer, then :meth:`remember` with what parsed.  The cache
     is a hint, as names are: the engine compares the header with it before a
     cached job runs or is shown, and calls :meth:`drop` on a mismatch."""
 
@@ -102,6 +102,13 @@ class HeaderCache(ABC):
     def lookup(self, names: Collection[str]) -> dict[str, Row]:
         """Rows of those of ``names`` that are cached for the file now under
         that name (a file replaced since is not); must never fail."""
+
+    @abstractmethod
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        """:meth:`Transport.read_prefixes`, noting what :meth:`remember` needs
+        to store what is read (the local cache: each file's inode)."""
 
     @abstractmethod
     def remember(self, fresh: list[Row]) -> None:

@@ -13,7 +13,7 @@ import msgpack
 import pytest
 from conftest import CTIME, Runner, craft, jobs_in, make_queue, put_job
 from helpers import one_error_line
-from spooler_plugins.local.headercache import WRITE_THRESHOLD, open_cache
+from spooler_plugins.local.headercache import WRITE_THRESHOLD, LocalHeaderCache
 from spooler_plugins.local.transport import LocalTransport
 
 from spooler.naming import parse_name
@@ -24,18 +24,19 @@ COUNT = WRITE_THRESHOLD + 3
 
 
 class CountingTransport(LocalTransport):
-    """The local transport, recording which jobs a scan read."""
+    """The local transport, recording which jobs a scan read (every header
+    read goes through ``_read_prefixes``, with the cache or without)."""
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.read: list[str] = []
 
-    def read_prefixes(
-        self, names: Iterable[str], size: int
+    def _read_prefixes(
+        self, names: Iterable[str], size: int, inodes: dict[str, int] | None
     ) -> Iterator[tuple[str, bytes | OSError]]:
         todo = list(names)
         self.read.extend(todo)
-        return super().read_prefixes(todo, size)
+        return super()._read_prefixes(todo, size, inodes)
 
 
 def uuid_queue(path: Path, count: int = COUNT) -> tuple[Path, list[str]]:
@@ -50,8 +51,8 @@ def uuid_queue(path: Path, count: int = COUNT) -> tuple[Path, list[str]]:
 
 
 def cache_file(queue: Path) -> Path:
-    cache = open_cache(str(queue / "jobs"))
-    assert cache is not None
+    cache = LocalTransport(str(queue)).header_cache()
+    assert isinstance(cache, LocalHeaderCache)
     return Path(cache.path)
 
 

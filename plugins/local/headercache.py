@@ -4,9 +4,10 @@ not carry them, kept per user outside the queue.
 Reading a header costs an open, a read and a close per job (about 8 µs in
 CPython, plus the msgpack parse); a queue written by the reference (UUID
 names) pays that on every ``queue-ls``.  The cache remembers each such job's
-seq and creation time under its name and its inode, which ``os.scandir``
-gives without a ``stat``: a job replaced by a rename (Syncthing, editors,
-``queue-move``) has a new inode and is read again.
+seq and creation time under its name and the inode of the file read (from
+the ``fstat`` the read does anyway); a scan compares it with the inode that
+``os.scandir`` gives without a ``stat``, so a job replaced by a rename
+(Syncthing, editors, ``queue-move``) has a new inode and is read again.
 
 Where: ``$XDG_CACHE_HOME/filespooler/headers-DEV-INO.msgpack`` (default
 ``~/.cache/filespooler``), keyed by the jobs directory's device and inode.
@@ -23,11 +24,16 @@ passes (``map``, ``min``/``max``, ``zip``), with no Python code per entry.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 import msgpack
 
 from spooler.transport import HeaderCache, Row
+
+#: The local transport's prefix reader, filling a dict name → inode.
+Reader = Callable[
+    [Iterable[str], int, "dict[str, int] | None"], Iterator[tuple[str, "bytes | OSError"]]
+]
 
 DISABLE_VAR = "FSPL_NO_HEADER_CACHE"
 _TAG = "fspl-header-cache"
@@ -57,9 +63,9 @@ def cache_directory() -> str | None:
     return os.path.join(base, "filespooler")
 
 
-def open_cache(jobs_dir: str) -> LocalHeaderCache | None:
-    """The cache of ``jobs_dir``, or None when the cache is off or the
-    directory cannot be looked at."""
+def open_cache(jobs_dir: str, reader: Reader) -> LocalHeaderCache | None:
+    """The cache of ``jobs_dir`` (whose jobs ``reader`` reads), or None when
+    the cache is off or the directory cannot be looked at."""
     directory = cache_directory()
     if directory is None:
         return None
@@ -67,50 +73,55 @@ def open_cache(jobs_dir: str) -> LocalHeaderCache | None:
         st = os.stat(jobs_dir)
     except OSError:
         return None
-    return LocalHeaderCache(jobs_dir, os.path.join(directory, f"headers-{st.st_dev}-{st.st_ino}"))
+    name = f"headers-{st.st_dev}-{st.st_ino}"
+    return LocalHeaderCache(jobs_dir, os.path.join(directory, name), reader)
 
 
 class LocalHeaderCache(HeaderCache):
     """One scan's view of one jobs directory's cache file."""
 
-    def __init__(self, jobs_dir: str, path: str) -> None:
+    def __init__(self, jobs_dir: str, path: str, reader: Reader) -> None:
         self.jobs_dir = jobs_dir
         #: The cache file (``.msgpack`` added); temporary files share its stem.
         self.path = path + ".msgpack"
         self._stem = path
-        # What lookup saw, for remember: the inodes of the hits (as cached)
-        # and of the names it did not answer, and the hits.
-        self._inodes: dict[str, int] = {}
-        self._misses: dict[str, int] = {}
+        self._reader = reader
+        self._inodes: dict[str, int] = {}  # as cached: those of the hits are current
         self._hits: dict[str, Row] = {}
+        self._read: dict[str, int] = {}  # inodes of the files read_prefixes read
 
     def lookup(self, names: Collection[str]) -> dict[str, Row]:
-        rows, cached_inodes = _load(self.path)
+        rows, self._inodes = _load(self.path)
+        if not rows:  # nothing to check: no second pass over the directory
+            return {}
+        cached_inodes = self._inodes
         wanted = names if isinstance(names, (set, frozenset, dict)) else set(names)
         hits: dict[str, Row] = {}
-        misses: dict[str, int] = {}
         try:
             with os.scandir(self.jobs_dir) as entries:
                 for entry in entries:
                     name = entry.name
-                    if name in wanted:
-                        inode = entry.inode()
-                        if cached_inodes.get(name) == inode:
-                            hits[name] = rows[name]
-                        else:
-                            misses[name] = inode
+                    if name in wanted and cached_inodes.get(name) == entry.inode():
+                        hits[name] = rows[name]
         except OSError:  # the directory went away since the listing: read what can be
             return {}
-        self._inodes, self._misses, self._hits = cached_inodes, misses, hits
+        self._hits = hits
         return hits
+
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        return self._reader(names, size, self._read)
 
     def remember(self, fresh: list[Row]) -> None:
         if len(fresh) < WRITE_THRESHOLD:
             return
-        misses = self._misses
-        rows = [*self._hits.values(), *(row for row in fresh if row[3] in misses)]
+        read = self._read
+        # A header too large for the prefix is read by another path, without
+        # its inode: it is not stored.
+        rows = [*self._hits.values(), *(row for row in fresh if row[3] in read)]
         inodes = self._inodes
-        inodes.update(misses)
+        inodes.update(read)
         seqs, secs, nanos, names = (list(column) for column in zip(*rows, strict=True))
         data = msgpack.packb(
             [_TAG, _VERSION, names, [inodes[name] for name in names], seqs, secs, nanos],
