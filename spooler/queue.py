@@ -280,8 +280,10 @@ class Queue:
         """Open a job: parsed header plus a descriptor at its payload.
 
         A name that carries header fields must agree with the header
-        (:class:`~spooler.naming.NameMismatch` otherwise): this is the check
-        before a job runs or its info or payload is shown."""
+        (:class:`~spooler.naming.NameMismatch` otherwise).  For a job found
+        by a scan, :meth:`open_scanned` also checks what the header cache
+        said: that is the check before a job runs or its info or payload is
+        shown."""
         source = JobSource(self.transport.open_job(name), self.decoder)
         meta = source.header.meta
         try:
