@@ -17,7 +17,7 @@ from spooler_plugins.local.headercache import WRITE_THRESHOLD, LocalHeaderCache
 from spooler_plugins.local.transport import LocalTransport
 
 from spooler.naming import parse_name
-from spooler.queue import CachedMeta, Queue
+from spooler.queue import PREFIX_READ, CachedMeta, Queue
 
 #: Enough jobs for a scan to write the cache.
 COUNT = WRITE_THRESHOLD + 3
@@ -83,6 +83,16 @@ def test_a_warm_scan_reads_no_job_file(tmp_path: Path) -> None:
     jobs = Queue(transport).scan()
     assert transport.read == []
     assert {type(job.meta) for job in jobs} == {CachedMeta}
+
+
+def test_a_header_longer_than_the_prefix_read_is_cached(tmp_path: Path) -> None:
+    queue, _ = uuid_queue(tmp_path / "q")
+    big = put_job(queue, craft(COUNT + 1, params=[b"x" * PREFIX_READ]), name=str(uuid.uuid4()))
+    transport = CountingTransport(str(queue))
+    cold = Queue(transport).rows()
+    assert cold[-1] == (COUNT + 1, *CTIME, big) and len(cold) == COUNT + 1
+    transport.read.clear()
+    assert Queue(transport).rows() == cold and transport.read == []
 
 
 def test_new_jobs_are_added_and_gone_ones_dropped(tmp_path: Path) -> None:

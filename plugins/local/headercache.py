@@ -117,8 +117,10 @@ class LocalHeaderCache(HeaderCache):
         if len(fresh) < WRITE_THRESHOLD:
             return
         read = self._read
-        # A header too large for the prefix is read by another path, without
-        # its inode: it is not stored.
+        # Rows of files this object did not read have no known inode: not
+        # stored.  (A header longer than the prefix is parsed from a second
+        # read, but its inode is the prefix read's: a file replaced in
+        # between has a new one, and the next scan misses.)
         rows = [*self._hits.values(), *(row for row in fresh if row[3] in read)]
         inodes = self._inodes
         inodes.update(read)
