@@ -94,9 +94,10 @@ class HeaderCache(ABC):
     not read those jobs again (docs/architecture.md, "The header cache").
 
     One object serves one scan: :meth:`lookup`, then :meth:`read_prefixes`
-    of the jobs it did not answer, then :meth:`remember` with what parsed.  The cache
-    is a hint, as names are: the engine compares the header with it before a
-    cached job runs or is shown, and calls :meth:`drop` on a mismatch."""
+    of the jobs it did not answer, then :meth:`remember` with what parsed.
+    The cache is a hint, as names are: the engine compares the header with
+    it before a cached job runs or is shown, and calls :meth:`drop` on a
+    mismatch."""
 
     @abstractmethod
     def lookup(self, names: Collection[str]) -> dict[str, Row]:
