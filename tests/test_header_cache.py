@@ -13,6 +13,7 @@ import msgpack
 import pytest
 from conftest import CTIME, Runner, craft, jobs_in, make_queue, put_job
 from helpers import one_error_line
+from spooler_plugins.local import headercache
 from spooler_plugins.local.headercache import WRITE_THRESHOLD, LocalHeaderCache
 from spooler_plugins.local.transport import LocalTransport
 
@@ -205,6 +206,22 @@ def test_a_broken_cache_file_is_ignored(tmp_path: Path, ours: Runner, contents: 
     assert (result.returncode, result.out, result.err) == (0, expected, "")
     rewritten = msgpack.unpackb(path.read_bytes())  # from the headers
     assert rewritten[4][rewritten[2].index(names[0])] == 1
+
+
+def test_a_cache_file_over_the_size_bound_is_ignored_and_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue, _ = uuid_queue(tmp_path / "q")
+    transport = CountingTransport(str(queue))
+    Queue(transport).rows()
+    size = cache_file(queue).stat().st_size
+    monkeypatch.setattr(headercache, "MAX_BYTES", size - 1)
+    transport.read.clear()
+    Queue(transport).rows()
+    assert len(transport.read) == COUNT  # ignored: everything read again
+    cache_file(queue).unlink()
+    Queue(transport).rows()
+    assert not cache_file(queue).exists()  # too big to write
 
 
 def test_the_cache_can_be_turned_off(tmp_path: Path, ours: Runner) -> None:
