@@ -113,6 +113,17 @@ def test_new_jobs_are_added_and_gone_ones_dropped(tmp_path: Path) -> None:
     assert sorted(doc[2]) == sorted([*names[5:], *added])
 
 
+def test_rclone_mounts_have_no_cache(tmp_path: Path) -> None:
+    """Objects overwritten on the remote keep their inode on the mount."""
+    from spooler_plugins.rclone.mounted import RcloneMountTransport
+
+    queue, names = uuid_queue(tmp_path / "q")
+    Queue(RcloneMountTransport(str(queue))).rows()
+    rewrite_in_place(queue / "jobs" / names[0], craft(70))
+    assert Queue(RcloneMountTransport(str(queue))).rows()[-1] == (70, *CTIME, names[0])
+    assert not cache_file(queue).exists()
+
+
 def test_fewer_reads_than_the_threshold_write_no_cache(tmp_path: Path) -> None:
     queue, _ = uuid_queue(tmp_path / "q", WRITE_THRESHOLD - 1)
     Queue(LocalTransport(str(queue))).rows()
