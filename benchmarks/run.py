@@ -104,15 +104,21 @@ class Bench:
         return wl.copy_queue(self.built[key], place.path(f"{writer}-{count}"))
 
     def ls(self) -> None:
+        """queue-ls of named jobs, and of the reference's twice: with our
+        header cache cold (removed before each run: every header is read and
+        the cache written) and warm (left by the cold runs), in a cache home
+        of the benchmark's own (the reference ignores it)."""
         count = self.sizes.ls
         for place in self.where:
-            for writer in ("ours", "ref"):
-                queue = self.queue(writer, count, place)
-                self.compare(
-                    f"queue-ls, {count:,} jobs written by {writer}",
-                    place,
-                    ["queue-ls", "-q", str(queue)],
-                )
+            args = ["queue-ls", "-q", str(self.queue("ours", count, place))]
+            self.compare(f"queue-ls, {count:,} jobs written by ours", place, args)
+            args = ["queue-ls", "-q", str(self.queue("ref", count, place))]
+            home = place.path("cache-home")
+            env = {**os.environ, "XDG_CACHE_HOME": str(home)}
+            name = f"queue-ls, {count:,} jobs written by ref, header cache"
+            cold = partial(shutil.rmtree, home, ignore_errors=True)
+            self.compare(f"{name} cold", place, args, env=env, setup=cold)
+            self.compare(f"{name} warm", place, args, env=env)
 
     def process(self) -> None:
         count = self.sizes.process

@@ -33,7 +33,7 @@ from .jobsource import JobSource
 from .naming import NamedMeta, check_header, named_row, named_source, parse_name
 from .packet import FIXED_LEN, Meta, Special, needed_length, parse_header
 from .redact import redact
-from .transport import SequenceState, Transport, is_job_name
+from .transport import Row, SequenceState, Transport, is_job_name
 
 _log = log.Logger("spooler.queue")
 #: Bytes read from each job in a scan; real headers are well under 200
@@ -62,6 +62,19 @@ class Job(NamedTuple):
 
     name: str
     meta: Meta | NamedMeta
+
+
+class CachedMeta(NamedMeta):
+    """What the transport's header cache says about a job whose name does not
+    carry its header: used as a name's :class:`~spooler.naming.NamedMeta`,
+    and compared with the header in the same way when the job is opened."""
+
+    __slots__ = ()
+
+
+class CacheMismatch(SpoolError):
+    """A job's header says something else than the header cache (the file
+    was rewritten in place); the cache is dropped."""
 
 
 class ProcessConfig(NamedTuple):
@@ -168,9 +181,9 @@ def _by_seq(jobs: list[Job]) -> dict[int, Job]:
     return by_seq
 
 
-#: A scan's row: seq, ctime seconds, ctime nanoseconds, file name.
-Row = tuple[int, int, int, str]
 _SEQ = itemgetter(0)
+#: ``Transport.read_prefixes`` or ``HeaderCache.read_prefixes``.
+_PrefixReader = Callable[[list[str], int], Iterable[tuple[str, "bytes | OSError"]]]
 _T = TypeVar("_T")
 
 
@@ -267,8 +280,10 @@ class Queue:
         """Open a job: parsed header plus a descriptor at its payload.
 
         A name that carries header fields must agree with the header
-        (:class:`~spooler.naming.NameMismatch` otherwise): this is the check
-        before a job runs or its info or payload is shown."""
+        (:class:`~spooler.naming.NameMismatch` otherwise).  For a job found
+        by a scan, :meth:`open_scanned` also checks what the header cache
+        said: that is the check before a job runs or its info or payload is
+        shown."""
         source = JobSource(self.transport.open_job(name), self.decoder)
         meta = source.header.meta
         try:
@@ -278,18 +293,34 @@ class Queue:
             raise
         return source
 
-    def _open_scanned(self, job: Job) -> JobSource:
-        """:meth:`open` for a job found by a scan: a name the scan already
-        parsed is compared with the header without being parsed again."""
-        named = job.meta
-        if type(named) is not NamedMeta:
+    def open_scanned(self, job: Job) -> JobSource:
+        """:meth:`open` for a job found by a scan (:meth:`find`, :meth:`scan`):
+        what the scan took from the job's name or from the header cache is
+        compared with the header (a name is not parsed again).  A mismatch
+        with the cache raises :class:`CacheMismatch` and drops the cache."""
+        known = job.meta
+        if type(known) is not NamedMeta and type(known) is not CachedMeta:
             return self.open(job.name)
         source = JobSource(self.transport.open_job(job.name), self.decoder)
         meta = source.header.meta
-        if named != (meta.seq, meta.ctime_secs, meta.ctime_nanos):
+        if known != (meta.seq, meta.ctime_secs, meta.ctime_nanos):
             source.close()
+            if type(known) is CachedMeta:
+                raise self._cache_mismatch(job.name, known, meta)
             check_header(job.name, meta.seq, meta.ctime_secs, meta.ctime_nanos)
         return source
+
+    def _cache_mismatch(self, name: str, cached: CachedMeta, meta: Meta) -> CacheMismatch:
+        """Drop the header cache, which was wrong about ``name``; the error."""
+        cache = self.transport.header_cache()
+        if cache is not None:
+            cache.drop()
+        return CacheMismatch(
+            f'Job file "{name}" does not match the header cache: the cache says seq '
+            f"{cached.seq}, ctime {cached.ctime_secs}.{cached.ctime_nanos:09d}; the header says "
+            f"seq {meta.seq}, ctime {meta.ctime_secs}.{meta.ctime_nanos:09d} (the file was "
+            "changed in place; the cache was dropped, run again)"
+        )
 
     # -- scanning ---------------------------------------------------------
     def job_names(self) -> list[str]:
@@ -326,7 +357,7 @@ class Queue:
                 named.append(Job(name, meta))
         if not unnamed:
             return named
-        read = self._read_headers(unnamed)
+        read = self._read_unnamed(unnamed)
         if not named:
             return read
         found = {job.name: job for job in (*named, *read)}
@@ -357,13 +388,35 @@ class Queue:
                 unnamed.append(name)
         if not unnamed:
             return rows
-        read = [
-            (job.meta.seq, *job.meta.ctime_key, job.name) for job in self._read_headers(unnamed)
-        ]
-        if not rows:
+        hits, jobs = self._cached_or_read(unnamed)
+        read = [(job.meta.seq, *job.meta.ctime_key, job.name) for job in jobs]
+        if not rows and not hits:
             return read
         found = {row[3]: row for row in (*rows, *read)}
+        found.update(hits)
         return [found[name] for name in names if name in found]
+
+    def _read_unnamed(self, names: list[str]) -> list[Job]:
+        """The jobs among ``names`` (none named by us) whose headers parse, in
+        listing order; those the header cache has carry a :class:`CachedMeta`."""
+        hits, read = self._cached_or_read(names)
+        if not hits:
+            return read
+        found = {row[3]: Job(row[3], CachedMeta(*row[:3])) for row in hits.values()}
+        found.update((job.name, job) for job in read)
+        return [found[name] for name in names if name in found]
+
+    def _cached_or_read(self, names: list[str]) -> tuple[dict[str, Row], list[Job]]:
+        """Rows by name of the jobs the transport's header cache has, and the
+        others read (offered to the cache).  Without a cache, all are read."""
+        cache = self.transport.header_cache()
+        if cache is None:
+            return {}, self._read_headers(names, self.transport.read_prefixes)
+        hits = cache.lookup(names)
+        todo = [n for n in names if n not in hits] if hits else names
+        read = self._read_headers(todo, cache.read_prefixes)
+        cache.remember([(job.meta.seq, *job.meta.ctime_key, job.name) for job in read])
+        return hits, read
 
     def _sequence_index(self, names: list[str]) -> SeqIndex:
         """The jobs of a sequence pass by seq; a seq seen twice is the
@@ -380,10 +433,10 @@ class Queue:
                 raise _duplicate(name, row[0], other)
         return _NamedIndex(by_name)
 
-    def _read_headers(self, names: list[str]) -> list[Job]:
+    def _read_headers(self, names: list[str], read_prefixes: _PrefixReader) -> list[Job]:
         jobs: list[Job] = []
         append = jobs.append
-        for name, data in self.transport.read_prefixes(names, PREFIX_READ):
+        for name, data in read_prefixes(names, PREFIX_READ):
             if type(data) is bytes:  # the common case, kept tight for big queues
                 try:
                     append(Job(name, parse_header(data).meta))
@@ -502,7 +555,7 @@ class Queue:
         """Run a job; raise CommandFailed under Retry, else return success."""
         _log.debug('Preparing to execute job %d from "%s"', job.meta.seq, job.name)
         try:
-            source = self._open_scanned(job)
+            source = self.open_scanned(job)
         except FileNotFoundError:
             raise SpoolError(f'Job file "{job.name}" disappeared before it could run') from None
         with source:

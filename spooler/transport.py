@@ -23,12 +23,15 @@ What a transport must provide (abstract methods below):
 * ``init`` (optionally append-only), ``is_append_only``;
 * ``lock_sequence``: exclusive access to ``nextseq`` for the duration of a
   ``with`` block, as a :class:`SequenceState`.
+
+Optional: ``header_cache`` (a :class:`HeaderCache`, the seq and creation
+time of jobs remembered between scans; the local transport has one).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import BinaryIO, ClassVar, NamedTuple, Protocol
 
@@ -79,6 +82,44 @@ class SequencePeek(NamedTuple):
 
     next_seq: int | None
     holder: str | None = None
+
+
+#: A scan's row: seq, ctime seconds, ctime nanoseconds, file name.
+Row = tuple[int, int, int, str]
+
+
+class HeaderCache(ABC):
+    """Seq and creation time of jobs whose names do not carry them (the
+    reference's UUID names), remembered between scans so that a scan need
+    not read those jobs again (docs/architecture.md, "The header cache").
+
+    One object serves one scan: :meth:`lookup`, then :meth:`read_prefixes`
+    of the jobs it did not answer, then :meth:`remember` with what parsed.
+    The cache is a hint, as names are: the engine compares the header with
+    it before a cached job runs or is shown, and calls :meth:`drop` on a
+    mismatch."""
+
+    @abstractmethod
+    def lookup(self, names: Collection[str]) -> dict[str, Row]:
+        """Rows of those of ``names`` that are cached for the file now under
+        that name (a file replaced since is not); must never fail."""
+
+    @abstractmethod
+    def read_prefixes(
+        self, names: Iterable[str], size: int
+    ) -> Iterator[tuple[str, bytes | OSError]]:
+        """:meth:`Transport.read_prefixes`, noting what :meth:`remember` needs
+        to store what is read (the local cache: each file's inode)."""
+
+    @abstractmethod
+    def remember(self, fresh: list[Row]) -> None:
+        """Headers just read for the names :meth:`lookup` did not answer.
+        The cache may store them with its hits and forget every other name;
+        failing to store is silent."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Forget everything: a cached value was found wrong."""
 
 
 class Transport(ABC):
@@ -181,6 +222,11 @@ class Transport(ABC):
                 return SequencePeek(state.read())
         except LockError as exc:
             return SequencePeek(None, str(exc))
+
+    def header_cache(self) -> HeaderCache | None:
+        """The cache of headers for this queue's jobs, or None (the default:
+        every job whose name does not carry its header is read)."""
+        return None
 
     def local_directory(self) -> str | None:
         """The queue's directory when it is a directory of this machine (the

@@ -340,6 +340,16 @@ def _stable_timezone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each test its own ``XDG_CACHE_HOME`` (the local transport's header
+    cache lives there): nothing is written to the real ``~/.cache``, and no
+    test sees another's cache (a reused inode would make it look valid)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+
+
 # -- queues on disk -------------------------------------------------------------
 
 

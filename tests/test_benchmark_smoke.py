@@ -118,3 +118,22 @@ def test_the_consuming_workloads_run_on_fresh_copies(tmp_path: Path) -> None:
         assert wl.job_count(place.path("ours-30")) == 30  # the backlog, reused
         assert wl.job_count(place.path("ours-4")) == 4  # the pristine copy
         assert not place.path("process-run").exists()
+
+
+def test_the_listing_workloads_measure_the_header_cache_cold_and_warm(tmp_path: Path) -> None:
+    import run
+
+    for name in ("tmpfs", "disk"):
+        (tmp_path / name).mkdir()
+    where = wl.places(str(tmp_path / "tmpfs"), str(tmp_path / "disk"))
+    sizes = run.Sizes(quick=True)
+    sizes.ls = 40  # enough read headers for the cache to be written
+    bench = run.Bench(OURS, where, sizes, pairs=1)
+    bench.ls()
+    assert [c.name for c in bench.results.local] == [
+        f"queue-ls, 40 jobs written by {what} ({place})"
+        for place in ("tmpfs", "disk")
+        for what in ("ours", "ref, header cache cold", "ref, header cache warm")
+    ]
+    for place in where:  # the cold runs wrote the cache the warm ones read
+        assert list((place.path("cache-home") / "filespooler").glob("headers-*.msgpack"))

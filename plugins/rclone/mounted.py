@@ -19,6 +19,7 @@ from spooler_plugins.local.transport import LocalTransport
 
 from spooler import log
 from spooler.layout import PLACEHOLDER
+from spooler.transport import HeaderCache
 
 from .mounts import mount_of, mount_options
 
@@ -77,3 +78,9 @@ class RcloneMountTransport(LocalTransport):
     def init(self, append_only: bool = False) -> None:
         super().init(append_only)
         self._ensure_placeholder()
+
+    def header_cache(self) -> HeaderCache | None:
+        """None: rclone's VFS keeps a path's inode when another machine
+        overwrites the object under it (object stores replace in place), so
+        the local cache's inode check would not see the change."""
+        return None

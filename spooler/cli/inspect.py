@@ -28,7 +28,7 @@ def _find(queuedir: str, job: str, decoder: str | None) -> tuple[Queue, Job]:
 def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
     """Print a job's environment, exactly as a processed command gets it."""
     queue, found = _find(queuedir, job, decoder)
-    with queue.open(found.name) as source:  # the whole header, checked against the name
+    with queue.open_scanned(found) as source:  # the whole header, checked against the scan
         meta = source.header.meta
     options.emit(render_info(job_environment(meta, queue.job_ref(found.name))))
 
@@ -40,7 +40,7 @@ def queue_info(queuedir: str, job: str, decoder: str | None) -> None:
 def queue_payload(queuedir: str, job: str, decoder: str | None) -> None:
     """Write a job's payload to stdout."""
     queue, found = _find(queuedir, job, decoder)
-    with queue.open(found.name) as source:
+    with queue.open_scanned(found) as source:
         copy_fd(source.fd, 1)
 
 

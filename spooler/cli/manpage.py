@@ -71,6 +71,11 @@ let third\\-party plugins claim local paths.
 .B FSPL_NO_FAST_PATH=1
 parse every command line with the full parser (a debugging aid; by default
 the common forms of the hot commands on local queues skip it).
+.TP
+.B FSPL_NO_HEADER_CACHE=1
+do not cache the headers of local jobs whose names do not carry them (by
+default kept in $XDG_CACHE_HOME/filespooler, ~/.cache/filespooler, and
+checked against the job before it runs or is shown).
 .SH EXIT STATUS
 0 on success, 1 on an error (one line on standard error), 2 on a usage error.
 .SH SEE ALSO
