@@ -96,12 +96,12 @@ def make_runner(name: str, argv0: list[str]) -> Runner:
 #: (the interpreter's, plugin discovery), remote locations other than S3
 #: (paramiko's connections, rclone's processes, fsspec chains and
 #: ``memory://`` live per process), commands that run until signalled
-#: (serve, queue-process --watch), and calls given a timeout (they guard
-#: against a hang).  ``s3://`` runs in this process: the only state s3fs
-#: keeps between calls is its instance cache (a client and a listing cache
-#: per set of options), which :func:`_fresh_process_state` empties.
+#: (serve without --check, queue-process --watch), and calls given a
+#: timeout (they guard against a hang).  ``s3://`` runs in this process:
+#: the only state s3fs keeps between calls is its instance cache (a client
+#: and a listing cache per set of options), which
+#: :func:`_fresh_process_state` empties.
 _IMPORT_TIME_ENV = ("PYTHON", "FSPL_PLUGINS")
-_LONG_RUNNING = frozenset({"serve", "--watch"})
 _IN_PROCESS_URLS = ("file://", "s3://")
 
 
@@ -110,7 +110,9 @@ def _needs_a_process(args: Sequence[str | bytes], env: dict[str, str], timeout: 
         return True
     for arg in args:
         text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
-        if text in _LONG_RUNNING or text.startswith("rclone:") or "::" in text:
+        if text == "--watch" or text.startswith("rclone:") or "::" in text:
+            return True
+        if text == "serve" and "--check" not in args:
             return True
         if "://" in text and not text.startswith(_IN_PROCESS_URLS):
             return True
@@ -144,14 +146,15 @@ def _feed(fd: int, data: bytes) -> threading.Thread:
 def _fresh_process_state() -> None:
     """Undo what a previous in-process call (or the environment changed since)
     left in the engine's per-process state: the time zone and the local-time
-    cache, the environment copy given to jobs, the log level, fsspec's
-    instance caches."""
-    from spooler import execute, log
+    cache, the environment copy given to jobs, the log level, the queue
+    locations an error message names, fsspec's instance caches."""
+    from spooler import execute, failures, log
     from spooler.jobenv import _rfc3339_local
 
     time.tzset()
     _rfc3339_local.cache_clear()
     execute._base_env = None
+    failures._WHERE.clear()
     log.set_level(log.INFO)
     log.set_context(None)
     fsspec = sys.modules.get("fsspec")
@@ -299,6 +302,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     for source in SOURCES:
         compileall.compile_dir(source, quiet=2)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection() -> Iterator[None]:
+    """Let pytest cache the test modules it rewrites (``__pycache__/*-pytest-*.pyc``)
+    even under ``PYTHONDONTWRITEBYTECODE``, as the checkout is compiled
+    above: rewriting every test module again costs each xdist worker about
+    1.5 s of its collection."""
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    yield
+    sys.dont_write_bytecode = saved
 
 
 def _needs_a_server(item: pytest.Item) -> bool:
