@@ -20,7 +20,6 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from forkserver import ForkServer, _drain, _feed, interpreter_env
+from forkserver import available as forkserver_available
 from helpers import require
 
 REFERENCE = "/usr/bin/fspl"
@@ -119,30 +120,6 @@ def _needs_a_process(args: Sequence[str | bytes], env: dict[str, str], timeout: 
     return False
 
 
-def _drain(fd: int, into: list[bytes]) -> threading.Thread:
-    def read() -> None:
-        while chunk := os.read(fd, 1 << 16):
-            into.append(chunk)
-        os.close(fd)
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    return thread
-
-
-def _feed(fd: int, data: bytes) -> threading.Thread:
-    def write() -> None:
-        try:
-            with open(fd, "wb") as pipe:
-                pipe.write(data)
-        except BrokenPipeError:
-            pass
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
-    return thread
-
-
 def _fresh_process_state() -> None:
     """Undo what a previous in-process call (or the environment changed since)
     left in the engine's per-process state: the time zone and the local-time
@@ -224,10 +201,49 @@ def run_in_process(
     return Result(status, b"".join(out), b"".join(err))
 
 
+#: This process's fork server, started on first use (see :func:`forked`)
+#: with the environment and directory pytest started in, before any test
+#: changed them.
+_forkserver: list[ForkServer] = []
+_SESSION_ENV, _SESSION_CWD = dict(os.environ), os.getcwd()
+
+
+def forked(
+    args: Sequence[str | bytes],
+    input: bytes,
+    env: dict[str, str],
+    cwd: str | os.PathLike[str] | None,
+    timeout: float,
+) -> Result | None:
+    """``python -m spooler ARGS`` as a child of the fork server
+    (tests/forkserver.py): a process, without an interpreter start; None
+    where the interpreter would start differently from the server's."""
+    full_env = {**os.environ, **env}
+    if not forkserver_available() or interpreter_env(full_env) != interpreter_env(_SESSION_ENV):
+        return None
+    if not _forkserver:
+        _forkserver.append(ForkServer(_SESSION_ENV, _SESSION_CWD))
+    status, out, err = _forkserver[0].run(
+        [os.fsdecode(a) for a in args],
+        input,
+        full_env,
+        os.fspath(cwd) if cwd is not None else os.getcwd(),
+        timeout,
+    )
+    return Result(status, out, err)
+
+
+def pytest_unconfigure() -> None:
+    for server in _forkserver:
+        server.close()
+
+
 def make_ours() -> Runner:
     """Our fspl: in this process where that is indistinguishable from a
-    subprocess (:func:`_needs_a_process`), else ``python -m spooler``;
-    ``FSPL_TEST_SUBPROCESS=1`` makes every call a subprocess."""
+    subprocess (:func:`_needs_a_process`), else a child of the fork server
+    (a fresh interpreter, forked), else ``python -m spooler`` (variables the
+    interpreter reads at start-up); ``FSPL_TEST_SUBPROCESS=1`` makes every
+    call a ``python -m spooler``."""
     spawn = make_runner("ours", OURS_ARGV)
     if os.environ.get("FSPL_TEST_SUBPROCESS") == "1":
         return spawn
@@ -240,9 +256,13 @@ def make_ours() -> Runner:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Result:
         argv = [_arg(a) for a in args]
-        if _needs_a_process(argv, env or {}, timeout):
-            return spawn(*args, input=input, env=env, cwd=cwd, timeout=timeout)
-        return run_in_process(argv, b"" if input is None else input, env or {}, cwd)
+        stdin = b"" if input is None else input
+        if not _needs_a_process(argv, env or {}, timeout):
+            return run_in_process(argv, stdin, env or {}, cwd)
+        result = forked(argv, stdin, env or {}, cwd, timeout)
+        if result is None:
+            result = spawn(*args, input=input, env=env, cwd=cwd, timeout=timeout)
+        return result
 
     run.name = "ours"  # type: ignore[attr-defined]
     run.argv0 = OURS_ARGV  # type: ignore[attr-defined]

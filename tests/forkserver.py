@@ -1,0 +1,246 @@
+"""A fork server: fspl processes without an interpreter start each.
+
+``python -m spooler`` spends about 110 ms of CPU before it does anything
+(the interpreter, ``site``, click).  The server is one ``python`` per
+pytest process that imports fspl's command line once, then forks a child
+per command.  The child is a new process (its own pid, descriptors 0–2 on
+the caller's pipes and nothing else open, the caller's environment and
+working directory, killed on a timeout) and its interpreter is a fresh one
+that imported those modules: the server never runs a command, and holds no
+thread, connection or cache.  The child runs ``spooler`` as ``-m`` does
+and leaves through the interpreter's normal exit (``atexit``, flushing).
+
+What a fork cannot stand in for is what the interpreter reads when it
+starts: ``PYTHON*`` variables and the locale (conftest starts a real
+process for those).  Linux only (``os.pidfd_open``); elsewhere
+:func:`available` is False and every call is a real process.
+
+Protocol, per call, on a new connection to the server's socket: the
+caller sends a 4-byte length with descriptors 0, 1 and 2 attached, then
+that many bytes of JSON (``argv``, ``env``, ``cwd``); the server answers
+the child's pid, then its exit status as ``subprocess`` reports it
+(negative: killed by that signal), 8 bytes each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from importlib import import_module
+
+#: Imported once by the server: what every fspl command line imports.
+PRELOAD = (
+    "spooler.cli",
+    "spooler.cli.fast",
+    "spooler.cli.app",
+    "spooler.cli.actions",
+    "spooler.queue",
+    "spooler.registry",
+    "spooler_plugins.local.transport",
+)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_LENGTH = struct.Struct(">I")
+_NUMBER = struct.Struct(">q")
+
+
+#: Read by the interpreter as it starts (the search path, flags, the
+#: locale of its streams and file names): a child can stand in for
+#: ``python -m spooler`` only if these are the server's.
+INTERPRETER_ENV = ("PYTHON", "LC_", "LANG")
+
+
+def available() -> bool:
+    return hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
+
+
+def interpreter_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that the interpreter reads when it starts."""
+    return {key: value for key, value in env.items() if key.startswith(INTERPRETER_ENV)}
+
+
+def _receive_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the fork server closed the connection")
+        data += chunk
+    return data
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+def serve(address: str) -> None:
+    """Preload, listen on ``address``, fork a child per request until stdin
+    closes (the pytest process is gone).  Runs in the server process; a
+    child never returns from here (SystemExit ends its interpreter)."""
+    for name in PRELOAD:
+        import_module(name)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)
+    os.write(1, b"ready\n")
+    children: dict[int, tuple[int, socket.socket]] = {}  # pidfd → (pid, connection)
+    while True:
+        ready, _, _ = select.select([0, listener, *children], [], [])
+        if 0 in ready:
+            return
+        if listener in ready:
+            conn, _ = listener.accept()
+            header, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)
+            request = json.loads(_receive_exactly(conn, _LENGTH.unpack(header)[0]))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _become(request, fds, [listener, conn, *(c for _, c in children.values())])
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(_NUMBER.pack(pid))
+            children[os.pidfd_open(pid)] = (pid, conn)
+        for pidfd in [fd for fd in ready if isinstance(fd, int) and fd in children]:
+            pid, conn = children.pop(pidfd)
+            os.close(pidfd)
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            try:
+                conn.sendall(_NUMBER.pack(status))
+            except OSError:
+                pass  # the caller gave up on it
+            conn.close()
+
+
+def _become(request: dict[str, object], fds: list[int], sockets: list[socket.socket]) -> None:
+    """In the child: take the caller's descriptors, environment and working
+    directory, then run ``python -m spooler ARGS``; never returns."""
+    for socket_ in sockets:
+        socket_.detach()  # closed below, by number: their objects must not close reused ones
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    env = request["env"]
+    argv = request["argv"]
+    cwd = request["cwd"]
+    assert isinstance(env, dict) and isinstance(argv, list) and isinstance(cwd, str)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    # As for "python -m": the working directory first ("-c" put "" there),
+    # and not this directory (the server's own import).
+    sys.path[:] = [os.getcwd(), *(p for p in sys.path[1:] if p != _HERE)]
+    sys.argv = ["-m", *argv]
+    runpy.run_module("spooler", run_name="__main__", alter_sys=True)
+    sys.exit(0)
+
+
+# -- the caller ---------------------------------------------------------------------------
+
+
+class ForkServer:
+    """The server process for this pytest process, started on first use."""
+
+    def __init__(self, env: Mapping[str, str], cwd: str) -> None:
+        """Start the server with ``env`` and in ``cwd``: its children's
+        interpreters start as ``python -m spooler`` would with them."""
+        self.env = dict(env)
+        self.address = f"\0fspl-test-forkserver-{os.getpid()}-{id(self)}"
+        code = (
+            f"import sys; sys.path.append({_HERE!r}); "
+            f"import forkserver; forkserver.serve({self.address!r})"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=cwd,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline() != b"ready\n":
+            _, err = self.process.communicate()
+            raise RuntimeError(f"the fork server did not start: {err.decode(errors='replace')}")
+
+    def close(self) -> None:
+        """Stop the server (its stdin closes) and reap it."""
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            assert pipe is not None
+            pipe.close()
+        self.process.wait()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        input: bytes,
+        env: Mapping[str, str],
+        cwd: str,
+        timeout: float,
+    ) -> tuple[int, bytes, bytes]:
+        """``python -m spooler ARGV`` as a child of the server: (status,
+        stdout, stderr), or ``subprocess.TimeoutExpired`` after killing it,
+        as ``subprocess.run`` would."""
+        deadline = time.monotonic() + timeout
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        request = json.dumps({"argv": list(argv), "env": dict(env), "cwd": cwd}).encode()
+        out: list[bytes] = []
+        err: list[bytes] = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            try:
+                conn.connect(self.address)
+                socket.send_fds(conn, [_LENGTH.pack(len(request))], [stdin_r, stdout_w, stderr_w])
+            finally:
+                for fd in (stdin_r, stdout_w, stderr_w):
+                    os.close(fd)
+            conn.sendall(request)
+            threads = [_feed(stdin_w, input), _drain(stdout_r, out), _drain(stderr_r, err)]
+            pid = _NUMBER.unpack(_receive_exactly(conn, _NUMBER.size))[0]
+            conn.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                status = _NUMBER.unpack(_receive_exactly(conn, _NUMBER.size))[0]
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                conn.settimeout(None)
+                _receive_exactly(conn, _NUMBER.size)
+                raise subprocess.TimeoutExpired(["fspl", *argv], timeout) from None
+        for thread in threads:  # until end of file, as subprocess.run reads
+            thread.join(max(deadline - time.monotonic(), 0))
+            if thread.is_alive():  # a descendant holds the pipe
+                raise subprocess.TimeoutExpired(["fspl", *argv], timeout)
+        return status, b"".join(out), b"".join(err)
+
+
+def _drain(fd: int, into: list[bytes]) -> threading.Thread:
+    def read() -> None:
+        while chunk := os.read(fd, 1 << 16):
+            into.append(chunk)
+        os.close(fd)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def _feed(fd: int, data: bytes) -> threading.Thread:
+    def write() -> None:
+        try:
+            with open(fd, "wb") as pipe:
+                pipe.write(data)
+        except BrokenPipeError:
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
