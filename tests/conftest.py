@@ -28,7 +28,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from forkserver import ForkServer, _drain, _feed, interpreter_env
+from forkserver import ForkServer, _drain, _feed
 from forkserver import available as forkserver_available
 from helpers import require
 
@@ -216,10 +216,11 @@ def forked(
     timeout: float,
 ) -> Result | None:
     """``python -m spooler ARGS`` as a child of the fork server
-    (tests/forkserver.py): a process, without an interpreter start; None
-    where the interpreter would start differently from the server's."""
+    (tests/forkserver.py): a process, without an interpreter start unless
+    the call's ``PYTHON*`` or locale variables need one; None where there
+    is no fork server."""
     full_env = {**os.environ, **env}
-    if not forkserver_available() or interpreter_env(full_env) != interpreter_env(_SESSION_ENV):
+    if not forkserver_available():
         return None
     if not _forkserver:
         _forkserver.append(ForkServer(_SESSION_ENV, _SESSION_CWD))

@@ -11,9 +11,12 @@ thread, connection or cache.  The child runs ``spooler`` as ``-m`` does
 and leaves through the interpreter's normal exit (``atexit``, flushing).
 
 What a fork cannot stand in for is what the interpreter reads when it
-starts: ``PYTHON*`` variables and the locale (conftest starts a real
-process for those).  Linux only (``os.pidfd_open``); elsewhere
-:func:`available` is False and every call is a real process.
+starts: ``PYTHON*`` variables and the locale.  A ``PYTHONPATH`` the server
+did not have is put on ``sys.path`` as the interpreter would, unless it
+holds a module the server has imported or a ``sitecustomize``; any other
+difference makes the child exec a real ``python -m spooler``.  Linux only
+(``os.pidfd_open``); elsewhere :func:`available` is False and conftest
+starts every process itself.
 
 Protocol, per call, on a new connection to the server's socket: the
 caller sends a 4-byte length with descriptors 0, 1 and 2 attached, then
@@ -54,8 +57,9 @@ _NUMBER = struct.Struct(">q")
 
 
 #: Read by the interpreter as it starts (the search path, flags, the
-#: locale of its streams and file names): a child can stand in for
-#: ``python -m spooler`` only if these are the server's.
+#: locale of its streams and file names): a child stands in for
+#: ``python -m spooler`` only if these are the server's (but see
+#: :func:`_added_path`).
 INTERPRETER_ENV = ("PYTHON", "LC_", "LANG")
 
 
@@ -133,15 +137,44 @@ def _become(request: dict[str, object], fds: list[int], sockets: list[socket.soc
     cwd = request["cwd"]
     assert isinstance(env, dict) and isinstance(argv, list) and isinstance(cwd, str)
     os.chdir(cwd)
+    added = _added_path(dict(os.environ), env)
+    if added is None:  # only a new interpreter starts as the caller asks
+        os.execve(sys.executable, [sys.executable, "-m", "spooler", *argv], env)
     os.environ.clear()
     os.environ.update(env)
     time.tzset()
     # As for "python -m": the working directory first ("-c" put "" there),
-    # and not this directory (the server's own import).
-    sys.path[:] = [os.getcwd(), *(p for p in sys.path[1:] if p != _HERE)]
+    # then PYTHONPATH, and not this directory (the server's own import).
+    rest = [p for p in sys.path[1:] if p != _HERE]
+    sys.path[:] = [os.getcwd(), *added, *rest]
     sys.argv = ["-m", *argv]
     runpy.run_module("spooler", run_name="__main__", alter_sys=True)
     sys.exit(0)
+
+
+def _added_path(server: dict[str, str], call: dict[str, str]) -> list[str] | None:
+    """The directories to put on ``sys.path`` for an interpreter started
+    with ``call`` rather than ``server`` (the server's environment): those
+    of a PYTHONPATH the server did not have.  None if the difference is
+    more than that: other start-up variables, or a directory holding a
+    module the server has imported or a ``sitecustomize`` (which ``site``
+    would run)."""
+    mine, theirs = interpreter_env(server), interpreter_env(call)
+    my_path, path = mine.pop("PYTHONPATH", ""), theirs.pop("PYTHONPATH", "")
+    if mine != theirs or (my_path and path != my_path):
+        return None
+    if path == my_path:
+        return []
+    dirs = [os.path.abspath(d) for d in path.split(os.pathsep) if d]
+    loaded = {name.partition(".")[0] for name in sys.modules} | {"sitecustomize", "usercustomize"}
+    for directory in dirs:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        if any(name.partition(".")[0] in loaded for name in names):
+            return None
+    return dirs
 
 
 # -- the caller ---------------------------------------------------------------------------
