@@ -208,6 +208,16 @@ _forkserver: list[ForkServer] = []
 _SESSION_ENV, _SESSION_CWD = dict(os.environ), os.getcwd()
 
 
+def fork_server() -> ForkServer | None:
+    """This process's fork server, or None where there is none or every
+    call must be a ``python -m spooler`` (``FSPL_TEST_SUBPROCESS=1``)."""
+    if not forkserver_available() or os.environ.get("FSPL_TEST_SUBPROCESS") == "1":
+        return None
+    if not _forkserver:
+        _forkserver.append(ForkServer(_SESSION_ENV, _SESSION_CWD))
+    return _forkserver[0]
+
+
 def forked(
     args: Sequence[str | bytes],
     input: bytes,
@@ -219,15 +229,13 @@ def forked(
     (tests/forkserver.py): a process, without an interpreter start unless
     the call's ``PYTHON*`` or locale variables need one; None where there
     is no fork server."""
-    full_env = {**os.environ, **env}
-    if not forkserver_available():
+    server = fork_server()
+    if server is None:
         return None
-    if not _forkserver:
-        _forkserver.append(ForkServer(_SESSION_ENV, _SESSION_CWD))
-    status, out, err = _forkserver[0].run(
+    status, out, err = server.run(
         [os.fsdecode(a) for a in args],
         input,
-        full_env,
+        {**os.environ, **env},
         os.fspath(cwd) if cwd is not None else os.getcwd(),
         timeout,
     )

@@ -116,12 +116,17 @@ def serve(address: str) -> None:
         for pidfd in [fd for fd in ready if isinstance(fd, int) and fd in children]:
             pid, conn = children.pop(pidfd)
             os.close(pidfd)
-            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            # The status first, reaping after: until the caller has the
+            # status, the pid it may signal is still its child's.
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            assert info is not None
+            status = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
             try:
                 conn.sendall(_NUMBER.pack(status))
             except OSError:
                 pass  # the caller gave up on it
             conn.close()
+            os.waitpid(pid, 0)
 
 
 def _become(request: dict[str, object], fds: list[int], sockets: list[socket.socket]) -> None:
@@ -212,6 +217,23 @@ class ForkServer:
             pipe.close()
         self.process.wait()
 
+    def start(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, fds: Sequence[int]
+    ) -> Child:
+        """``python -m spooler ARGV`` as a child of the server, on
+        descriptors ``fds`` (0, 1 and 2; the caller may close its copies)."""
+        request = json.dumps({"argv": list(argv), "env": dict(env), "cwd": cwd}).encode()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.address)
+            socket.send_fds(conn, [_LENGTH.pack(len(request))], list(fds))
+            conn.sendall(request)
+            pid = _NUMBER.unpack(_receive_exactly(conn, _NUMBER.size))[0]
+        except BaseException:
+            conn.close()
+            raise
+        return Child(conn, pid, ["fspl", *argv])
+
     def run(
         self,
         argv: Sequence[str],
@@ -220,39 +242,76 @@ class ForkServer:
         cwd: str,
         timeout: float,
     ) -> tuple[int, bytes, bytes]:
-        """``python -m spooler ARGV`` as a child of the server: (status,
-        stdout, stderr), or ``subprocess.TimeoutExpired`` after killing it,
-        as ``subprocess.run`` would."""
+        """Run ``python -m spooler ARGV`` to completion, ``input`` on its
+        stdin: (status, stdout, stderr), or ``subprocess.TimeoutExpired``
+        after killing it, as ``subprocess.run`` would."""
         deadline = time.monotonic() + timeout
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
-        request = json.dumps({"argv": list(argv), "env": dict(env), "cwd": cwd}).encode()
+        try:
+            child = self.start(argv, env, cwd, (stdin_r, stdout_w, stderr_w))
+        finally:
+            for fd in (stdin_r, stdout_w, stderr_w):
+                os.close(fd)
         out: list[bytes] = []
         err: list[bytes] = []
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            try:
-                conn.connect(self.address)
-                socket.send_fds(conn, [_LENGTH.pack(len(request))], [stdin_r, stdout_w, stderr_w])
-            finally:
-                for fd in (stdin_r, stdout_w, stderr_w):
-                    os.close(fd)
-            conn.sendall(request)
-            threads = [_feed(stdin_w, input), _drain(stdout_r, out), _drain(stderr_r, err)]
-            pid = _NUMBER.unpack(_receive_exactly(conn, _NUMBER.size))[0]
-            conn.settimeout(max(deadline - time.monotonic(), 0.001))
-            try:
-                status = _NUMBER.unpack(_receive_exactly(conn, _NUMBER.size))[0]
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                conn.settimeout(None)
-                _receive_exactly(conn, _NUMBER.size)
-                raise subprocess.TimeoutExpired(["fspl", *argv], timeout) from None
+        threads = [_feed(stdin_w, input), _drain(stdout_r, out), _drain(stderr_r, err)]
+        try:
+            status = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise
         for thread in threads:  # until end of file, as subprocess.run reads
             thread.join(max(deadline - time.monotonic(), 0))
             if thread.is_alive():  # a descendant holds the pipe
-                raise subprocess.TimeoutExpired(["fspl", *argv], timeout)
+                raise subprocess.TimeoutExpired(child.args, timeout)
         return status, b"".join(out), b"".join(err)
+
+
+class Child:
+    """A child of the fork server, as much of ``subprocess.Popen`` as the
+    tests use: ``pid``, ``returncode``, ``poll``, ``wait``, ``send_signal``,
+    ``kill``.  Its status comes from the server over ``conn``."""
+
+    def __init__(self, conn: socket.socket, pid: int, args: list[str]) -> None:
+        self.conn, self.pid, self.args = conn, pid, args
+        self.returncode: int | None = None
+        self._received = b""
+
+    def _receive(self, timeout: float | None) -> bool:
+        """Read the status for up to ``timeout`` seconds; True once it is in."""
+        self.conn.settimeout(timeout)
+        try:
+            while len(self._received) < _NUMBER.size:
+                chunk = self.conn.recv(_NUMBER.size - len(self._received))
+                if not chunk:
+                    raise ConnectionError("the fork server closed the connection")
+                self._received += chunk
+        except (TimeoutError, BlockingIOError):
+            return False
+        self.returncode = _NUMBER.unpack(self._received)[0]
+        self.conn.close()
+        return True
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._receive(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and not self._receive(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:  # not reaped yet (the server reaps after reporting): our pid
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def _drain(fd: int, into: list[bytes]) -> threading.Thread:
