@@ -250,9 +250,10 @@ def pytest_unconfigure() -> None:
 def make_ours() -> Runner:
     """Our fspl: in this process where that is indistinguishable from a
     subprocess (:func:`_needs_a_process`), else a child of the fork server
-    (a fresh interpreter, forked), else ``python -m spooler`` (variables the
-    interpreter reads at start-up); ``FSPL_TEST_SUBPROCESS=1`` makes every
-    call a ``python -m spooler``."""
+    (a fresh interpreter, forked; it execs ``python -m spooler`` itself when
+    the call's start-up variables need a new interpreter), else, where
+    there is no fork server, ``python -m spooler``;
+    ``FSPL_TEST_SUBPROCESS=1`` makes every call a ``python -m spooler``."""
     spawn = make_runner("ours", OURS_ARGV)
     if os.environ.get("FSPL_TEST_SUBPROCESS") == "1":
         return spawn
