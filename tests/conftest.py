@@ -20,7 +20,6 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from forkserver import ForkServer, _drain, _feed
+from forkserver import available as forkserver_available
 from helpers import require
 
 REFERENCE = "/usr/bin/fspl"
@@ -96,12 +97,12 @@ def make_runner(name: str, argv0: list[str]) -> Runner:
 #: (the interpreter's, plugin discovery), remote locations other than S3
 #: (paramiko's connections, rclone's processes, fsspec chains and
 #: ``memory://`` live per process), commands that run until signalled
-#: (serve, queue-process --watch), and calls given a timeout (they guard
-#: against a hang).  ``s3://`` runs in this process: the only state s3fs
-#: keeps between calls is its instance cache (a client and a listing cache
-#: per set of options), which :func:`_fresh_process_state` empties.
+#: (serve without --check, queue-process --watch), and calls given a
+#: timeout (they guard against a hang).  ``s3://`` runs in this process:
+#: the only state s3fs keeps between calls is its instance cache (a client
+#: and a listing cache per set of options), which
+#: :func:`_fresh_process_state` empties.
 _IMPORT_TIME_ENV = ("PYTHON", "FSPL_PLUGINS")
-_LONG_RUNNING = frozenset({"serve", "--watch"})
 _IN_PROCESS_URLS = ("file://", "s3://")
 
 
@@ -110,48 +111,27 @@ def _needs_a_process(args: Sequence[str | bytes], env: dict[str, str], timeout: 
         return True
     for arg in args:
         text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
-        if text in _LONG_RUNNING or text.startswith("rclone:") or "::" in text:
+        if text == "--watch" or text.startswith("rclone:") or "::" in text:
+            return True
+        if text == "serve" and "--check" not in args:
             return True
         if "://" in text and not text.startswith(_IN_PROCESS_URLS):
             return True
     return False
 
 
-def _drain(fd: int, into: list[bytes]) -> threading.Thread:
-    def read() -> None:
-        while chunk := os.read(fd, 1 << 16):
-            into.append(chunk)
-        os.close(fd)
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    return thread
-
-
-def _feed(fd: int, data: bytes) -> threading.Thread:
-    def write() -> None:
-        try:
-            with open(fd, "wb") as pipe:
-                pipe.write(data)
-        except BrokenPipeError:
-            pass
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
-    return thread
-
-
 def _fresh_process_state() -> None:
     """Undo what a previous in-process call (or the environment changed since)
     left in the engine's per-process state: the time zone and the local-time
-    cache, the environment copy given to jobs, the log level, fsspec's
-    instance caches."""
-    from spooler import execute, log
+    cache, the environment copy given to jobs, the log level, the queue
+    locations an error message names, fsspec's instance caches."""
+    from spooler import execute, failures, log
     from spooler.jobenv import _rfc3339_local
 
     time.tzset()
     _rfc3339_local.cache_clear()
     execute._base_env = None
+    failures._WHERE.clear()
     log.set_level(log.INFO)
     log.set_context(None)
     fsspec = sys.modules.get("fsspec")
@@ -221,10 +201,59 @@ def run_in_process(
     return Result(status, b"".join(out), b"".join(err))
 
 
+#: This process's fork server, started on first use (see :func:`forked`)
+#: with the environment and directory pytest started in, before any test
+#: changed them.
+_forkserver: list[ForkServer] = []
+_SESSION_ENV, _SESSION_CWD = dict(os.environ), os.getcwd()
+
+
+def fork_server() -> ForkServer | None:
+    """This process's fork server, or None where there is none or every
+    call must be a ``python -m spooler`` (``FSPL_TEST_SUBPROCESS=1``)."""
+    if not forkserver_available() or os.environ.get("FSPL_TEST_SUBPROCESS") == "1":
+        return None
+    if not _forkserver:
+        _forkserver.append(ForkServer(_SESSION_ENV, _SESSION_CWD))
+    return _forkserver[0]
+
+
+def forked(
+    args: Sequence[str | bytes],
+    input: bytes,
+    env: dict[str, str],
+    cwd: str | os.PathLike[str] | None,
+    timeout: float,
+) -> Result | None:
+    """``python -m spooler ARGS`` as a child of the fork server
+    (tests/forkserver.py): a process, without an interpreter start unless
+    the call's ``PYTHON*`` or locale variables need one; None where there
+    is no fork server."""
+    server = fork_server()
+    if server is None:
+        return None
+    status, out, err = server.run(
+        [os.fsdecode(a) for a in args],
+        input,
+        {**os.environ, **env},
+        os.fspath(cwd) if cwd is not None else os.getcwd(),
+        timeout,
+    )
+    return Result(status, out, err)
+
+
+def pytest_unconfigure() -> None:
+    for server in _forkserver:
+        server.close()
+
+
 def make_ours() -> Runner:
     """Our fspl: in this process where that is indistinguishable from a
-    subprocess (:func:`_needs_a_process`), else ``python -m spooler``;
-    ``FSPL_TEST_SUBPROCESS=1`` makes every call a subprocess."""
+    subprocess (:func:`_needs_a_process`), else a child of the fork server
+    (a fresh interpreter, forked; it execs ``python -m spooler`` itself when
+    the call's start-up variables need a new interpreter), else, where
+    there is no fork server, ``python -m spooler``;
+    ``FSPL_TEST_SUBPROCESS=1`` makes every call a ``python -m spooler``."""
     spawn = make_runner("ours", OURS_ARGV)
     if os.environ.get("FSPL_TEST_SUBPROCESS") == "1":
         return spawn
@@ -237,9 +266,13 @@ def make_ours() -> Runner:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Result:
         argv = [_arg(a) for a in args]
-        if _needs_a_process(argv, env or {}, timeout):
-            return spawn(*args, input=input, env=env, cwd=cwd, timeout=timeout)
-        return run_in_process(argv, b"" if input is None else input, env or {}, cwd)
+        stdin = b"" if input is None else input
+        if not _needs_a_process(argv, env or {}, timeout):
+            return run_in_process(argv, stdin, env or {}, cwd)
+        result = forked(argv, stdin, env or {}, cwd, timeout)
+        if result is None:
+            result = spawn(*args, input=input, env=env, cwd=cwd, timeout=timeout)
+        return result
 
     run.name = "ours"  # type: ignore[attr-defined]
     run.argv0 = OURS_ARGV  # type: ignore[attr-defined]
@@ -299,6 +332,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     for source in SOURCES:
         compileall.compile_dir(source, quiet=2)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection() -> Iterator[None]:
+    """Let pytest cache the test modules it rewrites (``__pycache__/*-pytest-*.pyc``)
+    even under ``PYTHONDONTWRITEBYTECODE``, as the checkout is compiled
+    above: rewriting every test module again costs each xdist worker about
+    1.5 s of its collection."""
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    yield
+    sys.dont_write_bytecode = saved
 
 
 def _needs_a_server(item: pytest.Item) -> bool:

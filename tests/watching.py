@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import OURS_ARGV
+from conftest import OURS_ARGV, fork_server
+from forkserver import Child
 from helpers import TIMEOUT, wait_until
 
 
@@ -24,10 +25,20 @@ class Daemon:
         cwd: Path | None = None,
     ) -> None:
         self.log = log
-        with open(log, "wb") as out:
+        self.proc: subprocess.Popen[bytes] | Child
+        server = fork_server()  # a child of it where there is one: no interpreter start
+        with open(log, "wb") as out, open(os.devnull, "rb") as devnull:
+            if server is not None:
+                self.proc = server.start(
+                    list(map(os.fspath, args)),
+                    {**os.environ, **(env or {})},
+                    os.fspath(cwd) if cwd is not None else os.getcwd(),
+                    (devnull.fileno(), out.fileno(), out.fileno()),
+                )
+                return
             self.proc = subprocess.Popen(
                 [*OURS_ARGV, *map(os.fspath, args)],
-                stdin=subprocess.DEVNULL,
+                stdin=devnull,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
