@@ -26,18 +26,18 @@ COUNT = WRITE_THRESHOLD + 3
 
 class CountingTransport(LocalTransport):
     """The local transport, recording which jobs a scan read (every header
-    read goes through ``_read_prefixes``, with the cache or without)."""
+    read goes through ``read_prefixes``, with the cache or without)."""
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.read: list[str] = []
 
-    def _read_prefixes(
-        self, names: Iterable[str], size: int, inodes: dict[str, int] | None
+    def read_prefixes(
+        self, names: Iterable[str], size: int, inodes: dict[str, int] | None = None
     ) -> Iterator[tuple[str, bytes | OSError]]:
         todo = list(names)
         self.read.extend(todo)
-        return super()._read_prefixes(todo, size, inodes)
+        return super().read_prefixes(todo, size, inodes)
 
 
 def uuid_queue(path: Path, count: int = COUNT) -> tuple[Path, list[str]]:

@@ -40,7 +40,7 @@ class LocalTransport(StagedTransport):
         # Imported here: only scans of jobs named otherwise than ours need it.
         from .headercache import open_cache
 
-        return open_cache(self.jobs_dir, self._read_prefixes)
+        return open_cache(self.jobs_dir, self.read_prefixes)
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, str]) -> LocalTransport:
@@ -85,12 +85,7 @@ class LocalTransport(StagedTransport):
         return open(fd, "rb", buffering=0)
 
     def read_prefixes(
-        self, names: Iterable[str], size: int
-    ) -> Iterator[tuple[str, bytes | OSError]]:
-        return self._read_prefixes(names, size, None)
-
-    def _read_prefixes(
-        self, names: Iterable[str], size: int, inodes: dict[str, int] | None
+        self, names: Iterable[str], size: int, inodes: dict[str, int] | None = None
     ) -> Iterator[tuple[str, bytes | OSError]]:
         """Read headers with raw syscalls, one job after the other.
 
