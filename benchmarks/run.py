@@ -225,20 +225,25 @@ def build_ours(venv: Path, python: str) -> str:
     return str(venv / "bin" / "fspl")
 
 
-def machine(python: str) -> str:
-    """One line on the machine, ours' interpreter and the moment (load
-    matters on shared machines)."""
-    version = subprocess.run(
+def interpreter(python: str) -> str:
+    """``python``'s version and the executable behind it (through a venv)."""
+    version, executable = subprocess.run(
         [python, "-c", "import sys; print(sys.version.split()[0], sys._base_executable)"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
+    return f"Python {version} ({executable})"
+
+
+def machine(python: str) -> str:
+    """One line on the machine, ours' interpreter (from :func:`interpreter`)
+    and the moment (load matters on shared machines)."""
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}, "
-        f"ours on Python {version[0]} ({version[1]}); "
+        f"ours on {python}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         f"; load average {load}"
     )
@@ -271,7 +276,7 @@ def main() -> int:
             parser.error(f"{tool} is needed (apt-get install {package})")
     ours = build_ours(Path(args.build_ours), args.python) if args.build_ours else args.ours
     pairs = args.pairs or (3 if args.quick else 5)
-    python = str(Path(ours).with_name("python"))
+    python = interpreter(str(Path(ours).with_name("python")))
     before = machine(python)
     # An interrupted run still removes its scratch directories.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
