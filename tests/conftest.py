@@ -28,7 +28,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from forkserver import ForkServer, _drain, _feed
+from forkserver import ForkServer, drain, feed
 from forkserver import available as forkserver_available
 from helpers import require
 
@@ -164,9 +164,9 @@ def run_in_process(
         os.dup2(read_end if fd == 0 else write_end, fd)
         os.close(read_end if fd == 0 else write_end)
     threads = [
-        _feed(pipes[0][1], input),
-        _drain(pipes[1][0], out),
-        _drain(pipes[2][0], err),
+        feed(pipes[0][1], input),
+        drain(pipes[1][0], out),
+        drain(pipes[2][0], err),
     ]
     status: int
     try:

@@ -256,7 +256,7 @@ class ForkServer:
                 os.close(fd)
         out: list[bytes] = []
         err: list[bytes] = []
-        threads = [_feed(stdin_w, input), _drain(stdout_r, out), _drain(stderr_r, err)]
+        threads = [feed(stdin_w, input), drain(stdout_r, out), drain(stderr_r, err)]
         try:
             status = child.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -314,7 +314,7 @@ class Child:
         self.send_signal(signal.SIGKILL)
 
 
-def _drain(fd: int, into: list[bytes]) -> threading.Thread:
+def drain(fd: int, into: list[bytes]) -> threading.Thread:
     def read() -> None:
         while chunk := os.read(fd, 1 << 16):
             into.append(chunk)
@@ -325,7 +325,7 @@ def _drain(fd: int, into: list[bytes]) -> threading.Thread:
     return thread
 
 
-def _feed(fd: int, data: bytes) -> threading.Thread:
+def feed(fd: int, data: bytes) -> threading.Thread:
     def write() -> None:
         try:
             with open(fd, "wb") as pipe:
